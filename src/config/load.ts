@@ -1,0 +1,84 @@
+// Reads .env (when present) and the process environment, validates them with the schema and,
+// on failure, stops the process with one line per bad value and exit code 2.
+import { existsSync } from 'node:fs';
+import { parse as parseDotenv } from 'dotenv';
+import { readFileSync } from 'node:fs';
+import { envSchema, type Env, DEV_API_PASSWORD, DEV_API_USERNAME, DEV_WEBHOOK_SECRET } from './schema.ts';
+
+export type ParseResult = { ok: true; env: Env } | { ok: false; errors: string[] };
+
+/** Validate a raw environment. Empty values count as unset, so `REDIS_PASSWORD=` keeps the default. */
+export function parseEnv(raw: Record<string, string | undefined>): ParseResult {
+  const known = envSchema.keyof().options as readonly string[];
+  const input: Record<string, string> = {};
+  for (const name of known) {
+    const value = raw[name];
+    if (value !== undefined && value !== '') input[name] = value;
+  }
+  const result = envSchema.safeParse(input);
+  if (result.success) return { ok: true, env: result.data };
+  const errors = result.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? 'environment');
+    const got = input[name];
+    const shown = name.includes('PASSWORD') || name.includes('SECRET') ? '' : got === undefined ? '' : ` (got "${got}")`;
+    return `${name} ${issue.message}${shown}`;
+  });
+  return { ok: false, errors };
+}
+
+/** The environment with `.env` from the working directory underneath it (real env wins). */
+export function readEnvironment(cwd = process.cwd(), env: NodeJS.ProcessEnv = process.env): Record<string, string | undefined> {
+  const path = `${cwd}/.env`;
+  const fromFile = existsSync(path) ? parseDotenv(readFileSync(path)) : {};
+  return { ...fromFile, ...env };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly errors: string[]) {
+    super(errors.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadEnv(raw: Record<string, string | undefined> = readEnvironment()): Env {
+  const parsed = parseEnv(raw);
+  if (!parsed.ok) throw new ConfigError(parsed.errors);
+  return parsed.env;
+}
+
+/** Print config errors the way every process does and exit 2; anything else is rethrown. */
+export function exitOnConfigError(err: unknown): never {
+  if (err instanceof ConfigError) {
+    for (const line of err.errors) process.stderr.write(`pushline: config error: ${line}\n`);
+    process.exit(2);
+  }
+  throw err;
+}
+
+export interface ApiCredentials {
+  username: string;
+  password: string;
+  fromDevDefaults: boolean;
+}
+
+/** Logic needs credentials; only an explicit dev mode falls back to the documented admin/password. */
+export function apiCredentials(env: Env): ApiCredentials {
+  if (env.API_USERNAME && env.API_PASSWORD) {
+    return { username: env.API_USERNAME, password: env.API_PASSWORD, fromDevDefaults: false };
+  }
+  if (env.PUSHLINE_DEV) {
+    return { username: DEV_API_USERNAME, password: DEV_API_PASSWORD, fromDevDefaults: true };
+  }
+  const missing = [!env.API_USERNAME && 'API_USERNAME', !env.API_PASSWORD && 'API_PASSWORD'].filter(Boolean) as string[];
+  throw new ConfigError(
+    missing.map((name) => `${name} is required (or set PUSHLINE_DEV=true to use the dev credentials admin/password)`),
+  );
+}
+
+export function webhookSecret(env: Env): string {
+  if (env.WEBHOOK_SECRET) return env.WEBHOOK_SECRET;
+  if (env.PUSHLINE_DEV) return DEV_WEBHOOK_SECRET;
+  throw new ConfigError([
+    'WEBHOOK_SECRET is required to sign webhooks (or set PUSHLINE_DEV=true to use a dev secret)',
+  ]);
+}

@@ -1,0 +1,83 @@
+// One zod schema over every environment variable pushline reads (DESIGN §7). Parsed once at
+// start-up by each process's composition root and passed down; nothing reads process.env later.
+import { z } from 'zod';
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, { message: `must be a whole number between ${min} and ${max}` })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { message: `must be at least ${min}` }).max(max, { message: `must be at most ${max}` }));
+
+const bool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((v) => ['true', 'false', '1', '0', 'yes', 'no', 'on', 'off', ''].includes(v), {
+    message: 'must be true or false',
+  })
+  .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+
+const keyName = z
+  .string()
+  .trim()
+  .min(1, { message: 'must not be empty' })
+  .regex(/^[A-Za-z0-9_:.\-{}]+$/, { message: 'may only contain letters, digits and _ : . - { }' });
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export const envSchema = z.object({
+  PUSHLINE_DEV: bool.default(false),
+  LOG_LEVEL: logLevel.default('info'),
+
+  REDIS_URL: z
+    .string()
+    .trim()
+    .regex(/^rediss?:\/\//, { message: 'must start with redis:// or rediss://' })
+    .optional(),
+  REDIS_HOST: z.string().trim().min(1).default('localhost'),
+  REDIS_PORT: int(1, 65535).default(6379),
+  REDIS_DB: int(0, 15).default(0),
+  REDIS_PASSWORD: z.string().default(''),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9_:.\-{}]*$/, { message: 'may only contain letters, digits and _ : . - { }' })
+    .default(''),
+  REDIS_TASK_QUEUE: keyName.default('uvr_tasks'),
+  REDIS_RESULT_QUEUE: keyName.default('uvr_results'),
+  DEFAULT_PRIORITY: int(1, 5).default(3),
+
+  LOGIC_HOST: z.string().trim().min(1).default('0.0.0.0'),
+  LOGIC_PORT: int(0, 65535).default(8090),
+  API_USERNAME: z.string().optional(),
+  API_PASSWORD: z.string().optional(),
+  BODY_LIMIT_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
+  IDEMPOTENCY_TTL_SECONDS: int(1, 30 * 86400).default(86400),
+
+  JOB_CONSUMERS: int(1, 256).default(4),
+  JOB_CONCURRENCY: int(1, 10_000).default(16),
+  JOB_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  TASK_VISIBILITY_TIMEOUT_MS: int(500, 86_400_000).default(30_000),
+  TASK_MAX_ATTEMPTS: int(1, 1000).default(3),
+  TASK_BACKOFF_MS: int(0, 86_400_000).default(1000),
+  TASK_BACKOFF_MAX_MS: int(0, 86_400_000).default(300_000),
+  TASK_RETENTION_SECONDS: int(0, 365 * 86400).default(7 * 86400),
+  REAPER_INTERVAL_MS: int(100, 3_600_000).default(5000),
+
+  WEBHOOK_SECRET: z.string().optional(),
+  WEBHOOK_ALLOW_PRIVATE: bool.default(false),
+  WEBHOOK_TIMEOUT_MS: int(100, 300_000).default(10_000),
+  WEBHOOK_MAX_ATTEMPTS: int(1, 1000).default(8),
+  WEBHOOK_BACKOFF_MS: int(0, 86_400_000).default(1000),
+  WEBHOOK_BACKOFF_MAX_MS: int(0, 86_400_000).default(600_000),
+  WEBHOOK_CONCURRENCY: int(1, 10_000).default(32),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+/** Credentials used only when PUSHLINE_DEV=true and none are configured. */
+export const DEV_API_USERNAME = 'admin';
+export const DEV_API_PASSWORD = 'password';
+export const DEV_WEBHOOK_SECRET = 'pushline-dev-webhook-secret';

@@ -1,0 +1,156 @@
+// Finds, installs (Debian, as root) and starts a private redis-server. Used by `pushline start`
+// for the local stack and by the tests, which each run their own Redis on a free port.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { join } from 'node:path';
+
+const CANDIDATES = ['/usr/bin/redis-server', '/usr/local/bin/redis-server', '/usr/sbin/redis-server'];
+
+export function findRedisServer(): string | null {
+  const fromPath = (process.env.PATH ?? '').split(':').filter(Boolean).map((dir) => join(dir, 'redis-server'));
+  for (const candidate of [...fromPath, ...CANDIDATES]) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here; keep looking
+    }
+  }
+  return null;
+}
+
+/** Returns the redis-server binary, installing Debian's package first when allowed and needed. */
+export function ensureRedisServer(log: (line: string) => void = () => {}): string {
+  const found = findRedisServer();
+  if (found) return found;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot) {
+    throw new Error('redis-server is not installed; run `sudo apt-get install -y redis-server` or set REDIS_HOST');
+  }
+  log('redis-server not found: installing Debian package redis-server (apt-get)');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [['update', '-qq'], ['install', '-y', '-qq', 'redis-server']]) {
+    const run = spawnSync('apt-get', args, { stdio: 'inherit', env });
+    if (run.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed with status ${run.status}`);
+  }
+  const installed = findRedisServer();
+  if (!installed) throw new Error('redis-server still not found after apt-get install');
+  return installed;
+}
+
+export async function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** True once something on host:port answers PING with PONG. */
+export async function pingRedis(port: number, host = '127.0.0.1', timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ port, host });
+    let data = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      data += chunk.toString();
+      if (data.includes('\r\n')) done(data.startsWith('+PONG'));
+    });
+  });
+}
+
+export interface RedisServerOptions {
+  /** Data folder (AOF lives here). Created when missing. */
+  dir: string;
+  /** Port to bind; a free one is picked when omitted. */
+  port?: number;
+  appendonly?: boolean;
+  binary?: string;
+  /** Where redis-server's own log goes; inherited stdio would interleave with ours. */
+  stdio?: 'ignore' | 'inherit' | 'pipe';
+}
+
+export interface RunningRedis {
+  readonly host: string;
+  readonly port: number;
+  readonly dir: string;
+  readonly process: ChildProcess;
+  /** SHUTDOWN-like stop: SIGTERM makes redis-server flush the AOF and exit. */
+  stop(): Promise<void>;
+  /** Crash it (SIGKILL). */
+  kill(): Promise<void>;
+}
+
+export async function startRedisServer(options: RedisServerOptions): Promise<RunningRedis> {
+  const binary = options.binary ?? ensureRedisServer();
+  mkdirSync(options.dir, { recursive: true });
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = options.port ?? (await freePort());
+    try {
+      return await launch(binary, port, options);
+    } catch (err) {
+      lastError = err;
+      if (options.port !== undefined) break; // a fixed port that failed will not start working
+    }
+  }
+  throw lastError;
+}
+
+async function launch(binary: string, port: number, options: RedisServerOptions): Promise<RunningRedis> {
+  const host = '127.0.0.1';
+  const args = [
+    '--port', String(port),
+    '--bind', host,
+    '--dir', options.dir,
+    '--daemonize', 'no',
+    '--save', '',
+    '--appendonly', options.appendonly === false ? 'no' : 'yes',
+    '--appendfsync', 'everysec',
+    '--protected-mode', 'yes',
+  ];
+  const child = spawn(binary, args, { stdio: options.stdio ?? 'ignore' });
+  let exited = false;
+  const exitPromise = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+  const deadline = Date.now() + 15_000;
+  while (!(await pingRedis(port, host))) {
+    if (exited) throw new Error(`redis-server exited while starting on port ${port}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`redis-server did not answer PING on port ${port} within 15 s`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const waitExit = async (signal: NodeJS.Signals) => {
+    if (exited) return;
+    child.kill(signal);
+    await exitPromise;
+  };
+  return {
+    host,
+    port,
+    dir: options.dir,
+    process: child,
+    stop: () => waitExit('SIGTERM'),
+    kill: () => waitExit('SIGKILL'),
+  };
+}

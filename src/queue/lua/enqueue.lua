@@ -1,0 +1,85 @@
+--[[
+  Enqueue one or more tasks atomically: task hash + ZADD into the queue + wake-up marker.
+
+  KEYS[1]  queue ZSET            (uvr_tasks)
+  KEYS[2]  marker ZSET           (uvr_tasks:marker)
+  KEYS[3]  id counter            (uvr_tasks:seq)
+  KEYS[4..] one idempotency key per task that carries one, in task order
+
+  ARGV[1]  task hash key prefix  ("task:")
+  ARGV[2]  idempotency TTL in seconds
+  ARGV[3]  number of tasks N
+  then per task:
+    priority, has_idempotency_key (0|1), body fingerprint, field count F, F field/value pairs
+
+  Returns a flat array, three entries per task:
+    id, outcome (1 = created, 0 = existing task returned for the idempotency key,
+    -1 = idempotency key reused with a different body), created_at ms
+
+  Ids are zero-padded INCR values so that tasks with the same score (same millisecond and
+  priority) pop in enqueue order: a ZSET orders equal scores by member, lexicographically.
+  Time comes from Redis (TIME) so every logic process shares one clock.
+]]
+local queue, marker, seqKey = KEYS[1], KEYS[2], KEYS[3]
+local taskPrefix = ARGV[1]
+local idemTtl = tonumber(ARGV[2])
+local count = tonumber(ARGV[3])
+
+local t = redis.call('TIME')
+local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nowStr = string.format('%d', nowMs)
+
+local out = {}
+local argi = 4
+local keyi = 4
+local added = 0
+for _ = 1, count do
+  local priority = tonumber(ARGV[argi])
+  local hasIdem = ARGV[argi + 1] == '1'
+  local fingerprint = ARGV[argi + 2]
+  local nfields = tonumber(ARGV[argi + 3])
+  local fieldsAt = argi + 4
+  argi = fieldsAt + nfields * 2
+
+  local idemKey = nil
+  local existing = nil
+  if hasIdem then
+    idemKey = KEYS[keyi]
+    keyi = keyi + 1
+    existing = redis.call('GET', idemKey)
+  end
+
+  local replay = false
+  if existing then
+    local sep = string.find(existing, ' ', 1, true)
+    local id = string.sub(existing, 1, sep - 1)
+    local created = redis.call('HGET', taskPrefix .. id, 'created_at')
+    -- A key whose task already expired (retention) no longer protects anything: enqueue anew.
+    if created then
+      replay = true
+      local sameBody = string.sub(existing, sep + 1) == fingerprint
+      out[#out + 1] = id; out[#out + 1] = sameBody and 0 or -1; out[#out + 1] = created
+    end
+  end
+
+  if not replay then
+    local seq = redis.call('INCR', seqKey)
+    local id = string.format('%012d', seq)
+    local hash = { 'id', id, 'priority', priority, 'status', 'queued', 'created_at', nowStr }
+    for i = fieldsAt, fieldsAt + nfields * 2 - 1 do
+      hash[#hash + 1] = ARGV[i]
+    end
+    redis.call('HSET', taskPrefix .. id, unpack(hash))
+    redis.call('ZADD', queue, string.format('%d', nowMs * (6 - priority)), id)
+    if idemKey then
+      redis.call('SET', idemKey, id .. ' ' .. fingerprint, 'EX', idemTtl)
+    end
+    added = added + 1
+    out[#out + 1] = id; out[#out + 1] = 1; out[#out + 1] = nowStr
+  end
+end
+
+if added > 0 then
+  redis.call('ZADD', marker, 0, '0')
+end
+return out

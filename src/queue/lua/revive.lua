@@ -1,0 +1,25 @@
+--[[
+  Take a dead-lettered task out of a stage's dead set and queue it again at its original
+  place in line, with a fresh attempt budget (the dashboard's and CLI's "retry").
+
+  KEYS[1]  dead ZSET    KEYS[2]  queue ZSET    KEYS[3]  marker ZSET
+  ARGV[1]  task hash key prefix    ARGV[2]  stage field prefix
+  ARGV[3]  hash field whose ms value (× (6 − priority)) is the stage score    ARGV[4]  id
+
+  Returns 1 when requeued, 0 when the id is not in the dead set (or its hash is gone).
+]]
+local key = ARGV[1] .. ARGV[4]
+local fp = ARGV[2]
+if redis.call('ZREM', KEYS[1], ARGV[4]) == 0 then
+  return 0
+end
+local v = redis.call('HMGET', key, ARGV[3], 'priority')
+if not (v[1] and v[2]) then
+  return 0
+end
+redis.call('HSET', key, fp .. 'status', 'queued', fp .. 'attempts', 0)
+redis.call('HDEL', key, fp .. 'finished_at', fp .. 'retry_at')
+redis.call('PERSIST', key)
+redis.call('ZADD', KEYS[2], string.format('%d', tonumber(v[1]) * (6 - tonumber(v[2]))), ARGV[4])
+redis.call('ZADD', KEYS[3], 0, '0')
+return 1

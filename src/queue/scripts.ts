@@ -1,0 +1,47 @@
+// Loads the queue's Lua scripts from their .lua files once and defines them on a connection.
+// ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT, so a restarted Redis just works.
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+
+type Arg = string | number;
+
+const SCRIPTS = {
+  enqueue: { file: 'enqueue.lua', keys: undefined },
+  claim: { file: 'claim.lua', keys: 4 },
+  settle: { file: 'settle.lua', keys: 7 },
+  extend: { file: 'extend.lua', keys: 1 },
+  expired: { file: 'expired.lua', keys: 1 },
+  cancel: { file: 'cancel.lua', keys: 2 },
+  revive: { file: 'revive.lua', keys: 3 },
+} as const;
+
+export type ScriptName = keyof typeof SCRIPTS;
+
+const sources = new Map<ScriptName, string>();
+function source(name: ScriptName): string {
+  let lua = sources.get(name);
+  if (!lua) {
+    lua = readFileSync(new URL(`./lua/${SCRIPTS[name].file}`, import.meta.url), 'utf8');
+    sources.set(name, lua);
+  }
+  return lua;
+}
+
+const prefix = 'pushline_';
+const defined = new WeakSet<Redis>();
+
+/** Runs a queue script by name: KEYS then ARGV, as the script's header lists them. */
+export function runScript(redis: Redis, name: ScriptName, keys: string[], args: Arg[]): Promise<unknown> {
+  if (!defined.has(redis)) {
+    for (const [scriptName, spec] of Object.entries(SCRIPTS)) {
+      redis.defineCommand(prefix + scriptName, {
+        lua: source(scriptName as ScriptName),
+        ...(spec.keys === undefined ? {} : { numberOfKeys: spec.keys }),
+      });
+    }
+    defined.add(redis);
+  }
+  const command = (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[prefix + name]!;
+  const call = command.bind(redis);
+  return SCRIPTS[name].keys === undefined ? call(keys.length, ...keys, ...args) : call(...keys, ...args);
+}

@@ -1,0 +1,186 @@
+// The queue as the rest of the system sees it: enqueue, look up, cancel, inspect. Workers use
+// its two stages (tasks, results) through Consumer; logic and the CLI use the rest.
+import type { Redis } from 'ioredis';
+import { PRIORITIES, priorityScoreRange, type QueueKeys } from './keys.ts';
+import { runScript } from './scripts.ts';
+import { Stage, type StageDepths } from './stage.ts';
+import type { TaskHash, TaskStatus } from './task.ts';
+
+export interface NewTask {
+  type: string;
+  priority: number;
+  /** Stored as given: the caller serialises (JSON) so the hash holds what the API received. */
+  payload?: string;
+  hookUrl?: string;
+  maxAttempts?: number;
+  /** Extra hash fields (user_id, room_id, request_id, audio, ...). */
+  fields?: Record<string, string>;
+  idempotency?: { key: string; fingerprint: string };
+}
+
+export type EnqueueOutcome = 'created' | 'existing' | 'conflict';
+
+export interface EnqueueResult {
+  id: string;
+  outcome: EnqueueOutcome;
+  createdAtMs: number;
+}
+
+export interface QueueOptions {
+  retentionSeconds: number;
+  idempotencyTtlSeconds: number;
+}
+
+export interface PriorityDepth {
+  priority: number;
+  queued: number;
+  oldestEnqueuedMs: number | null;
+}
+
+export interface QueueStats {
+  nowMs: number;
+  tasks: StageDepths;
+  results: StageDepths;
+  priorities: PriorityDepth[];
+  /** Age of the oldest waiting task, whatever its priority (null when nothing waits). */
+  oldestWaitingAgeMs: number | null;
+}
+
+export interface WaitingTask {
+  id: string;
+  score: number;
+  priority: number | null;
+  type: string | null;
+  createdAtMs: number | null;
+}
+
+const OUTCOMES: Record<string, EnqueueOutcome> = { '1': 'created', '0': 'existing', '-1': 'conflict' };
+
+export class TaskQueue {
+  readonly tasks: Stage;
+  readonly results: Stage;
+
+  constructor(
+    readonly redis: Redis,
+    readonly keys: QueueKeys,
+    readonly options: QueueOptions,
+  ) {
+    this.tasks = new Stage(
+      redis,
+      { name: 'tasks', keys: keys.tasks, fieldPrefix: '', scoreField: 'created_at', next: keys.results },
+      keys.taskPrefix,
+      options.retentionSeconds,
+    );
+    this.results = new Stage(
+      redis,
+      { name: 'results', keys: keys.results, fieldPrefix: 'webhook_', scoreField: 'finished_at' },
+      keys.taskPrefix,
+      options.retentionSeconds,
+    );
+  }
+
+  /** Enqueue many tasks in one atomic script call (one round trip). */
+  async enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
+    if (tasks.length === 0) return [];
+    const idemKeys: string[] = [];
+    const args: (string | number)[] = [this.keys.taskPrefix, this.options.idempotencyTtlSeconds, tasks.length];
+    for (const task of tasks) {
+      const fields: [string, string][] = [['type', task.type]];
+      if (task.payload !== undefined) fields.push(['payload', task.payload]);
+      if (task.hookUrl) fields.push(['hook_url', task.hookUrl]);
+      if (task.maxAttempts) fields.push(['max_attempts', String(task.maxAttempts)]);
+      for (const [k, v] of Object.entries(task.fields ?? {})) fields.push([k, v]);
+      if (task.idempotency) idemKeys.push(this.keys.idempotency(task.idempotency.key));
+      args.push(task.priority, task.idempotency ? 1 : 0, task.idempotency?.fingerprint ?? '', fields.length);
+      for (const [k, v] of fields) args.push(k, v);
+    }
+    const reply = (await runScript(
+      this.redis,
+      'enqueue',
+      [this.keys.tasks.queue, this.keys.tasks.marker, this.keys.taskSeq, ...idemKeys],
+      args,
+    )) as (string | number)[];
+    const out: EnqueueResult[] = [];
+    for (let i = 0; i + 2 < reply.length; i += 3) {
+      out.push({
+        id: String(reply[i]),
+        outcome: OUTCOMES[String(reply[i + 1])] ?? 'created',
+        createdAtMs: Number(reply[i + 2]),
+      });
+    }
+    return out;
+  }
+
+  async enqueueOne(task: NewTask): Promise<EnqueueResult> {
+    const [result] = await this.enqueue([task]);
+    return result!;
+  }
+
+  async get(id: string): Promise<TaskHash | null> {
+    const hash = await this.redis.hgetall(this.keys.task(id));
+    return Object.keys(hash).length === 0 ? null : hash;
+  }
+
+  /** 'canceled' when it was still waiting; otherwise its current status, or null if unknown. */
+  async cancel(id: string): Promise<'canceled' | TaskStatus | null> {
+    const reply = await runScript(this.redis, 'cancel', [this.keys.tasks.queue, this.keys.tasks.delayed], [
+      this.keys.taskPrefix,
+      id,
+      this.options.retentionSeconds,
+    ]);
+    return reply === null ? null : (String(reply) as TaskStatus);
+  }
+
+  async stats(): Promise<QueueStats> {
+    const [sec, micro] = await this.redis.time();
+    const nowMs = Number(sec) * 1000 + Math.floor(Number(micro) / 1000);
+    const pipeline = this.redis.pipeline();
+    for (const priority of PRIORITIES) {
+      const [lo, hi] = priorityScoreRange(priority, nowMs);
+      pipeline.zcount(this.keys.tasks.queue, lo, hi);
+      pipeline.zrangebyscore(this.keys.tasks.queue, lo, hi, 'WITHSCORES', 'LIMIT', 0, 1);
+    }
+    const replies = (await pipeline.exec())!.map(([err, v]) => {
+      if (err) throw err;
+      return v;
+    });
+    const priorities: PriorityDepth[] = PRIORITIES.map((priority, i) => {
+      const first = replies[i * 2 + 1] as string[];
+      return {
+        priority,
+        queued: Number(replies[i * 2]),
+        oldestEnqueuedMs: first.length === 2 ? Number(first[1]) / (6 - priority) : null,
+      };
+    });
+    const oldest = priorities.reduce<number | null>(
+      (min, p) => (p.oldestEnqueuedMs !== null && (min === null || p.oldestEnqueuedMs < min) ? p.oldestEnqueuedMs : min),
+      null,
+    );
+    const [tasks, results] = await Promise.all([this.tasks.depths(), this.results.depths()]);
+    return { nowMs, tasks, results, priorities, oldestWaitingAgeMs: oldest === null ? null : Math.max(0, nowMs - oldest) };
+  }
+
+  /** The next N tasks in pop order, for inspection. */
+  async peek(count: number): Promise<WaitingTask[]> {
+    const flat = await this.redis.zrange(this.keys.tasks.queue, '0', String(Math.max(0, count - 1)), 'WITHSCORES');
+    const ids: string[] = [];
+    const scores: number[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      ids.push(flat[i]!);
+      scores.push(Number(flat[i + 1]));
+    }
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.keys.task(id), 'priority', 'type', 'created_at');
+    const rows = ids.length ? (await pipeline.exec())! : [];
+    return ids.map((id, i) => {
+      const [priority, type, created] = (rows[i]?.[1] ?? []) as (string | null)[];
+      return {
+        id,
+        score: scores[i]!,
+        priority: priority ? Number(priority) : null,
+        type: type ?? null,
+        createdAtMs: created ? Number(created) : null,
+      };
+    });
+  }
+}

@@ -1,0 +1,51 @@
+// Real redis-server processes for tests: each suite starts its own on a free loopback port,
+// and each test uses its own key prefix so nothing is shared between tests.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { startRedisServer, type RunningRedis } from '../../src/local/redis-server.ts';
+
+export interface TestRedis {
+  readonly port: number;
+  readonly dir: string;
+  server: RunningRedis;
+  /** A client for assertions (RESP2, like redis-cli). */
+  client(): Redis;
+  /** Stop (SIGTERM) or crash (SIGKILL) and start again on the same port and data folder. */
+  restart(how?: 'stop' | 'kill'): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startTestRedis(): Promise<TestRedis> {
+  const dir = mkdtempSync(join(tmpdir(), 'pushline-redis-'));
+  const clients: Redis[] = [];
+  const handle: TestRedis = {
+    server: await startRedisServer({ dir }),
+    get port() {
+      return handle.server.port;
+    },
+    dir,
+    client() {
+      const c = new Redis({ port: handle.port, host: '127.0.0.1', protocol: 2, maxRetriesPerRequest: null });
+      clients.push(c);
+      return c;
+    },
+    async restart(how = 'stop') {
+      const port = handle.port;
+      await (how === 'kill' ? handle.server.kill() : handle.server.stop());
+      handle.server = await startRedisServer({ dir, port });
+    },
+    async close() {
+      for (const c of clients) c.disconnect();
+      await handle.server.kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}
+
+export function uniquePrefix(): string {
+  return `t${randomBytes(4).toString('hex')}:`;
+}
