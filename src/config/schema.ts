@@ -30,6 +30,7 @@ const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'si
 export const envSchema = z.object({
   PUSHLINE_DEV: bool.default(false),
   LOG_LEVEL: logLevel.default('info'),
+  LOG_PRETTY: bool.default(false),
 
   REDIS_URL: z
     .string()

@@ -1,0 +1,138 @@
+// The `pushline` command: one sub-command per process, the local stack, and inspection tools.
+import { Command, InvalidArgumentError } from 'commander';
+import type { Env } from '../config/schema.ts';
+import { exitOnConfigError, loadEnv, readEnvironment } from '../config/load.ts';
+import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
+import { createRedis, describeTarget, redisTarget } from '../redis/connect.ts';
+import { TaskQueue } from '../queue/task-queue.ts';
+import { createLogger } from '../util/log.ts';
+import { stopOnSignals } from './lifecycle.ts';
+
+function intOption(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** Env from .env and the environment, with command-line flags taking precedence. */
+function env(overrides: Record<string, string | number | undefined> = {}): Env {
+  const raw = readEnvironment();
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) raw[k] = String(v);
+  try {
+    return loadEnv(raw);
+  } catch (err) {
+    return exitOnConfigError(err);
+  }
+}
+
+function logger(e: Env, name: string) {
+  return createLogger({ name, level: e.LOG_LEVEL, pretty: e.LOG_PRETTY });
+}
+
+const program = new Command('pushline')
+  .description('Real-time push and task pipeline on Redis: logic (HTTP API), job (workers), local stack and tools.')
+  .showHelpAfterError();
+
+program
+  .command('start')
+  .description('run the whole local stack: redis-server (when none is configured), logic and job')
+  .option('--port <port>', 'logic HTTP port', intOption('--port', 1, 65535), 8090)
+  .option('--data-dir <dir>', 'where the local redis-server keeps its AOF', '.pushline')
+  .action(async (opts: { port: number; dataDir: string }) => {
+    const { runLocalStack } = await import('./local-stack.ts');
+    const e = env({ LOG_PRETTY: 'true' });
+    await runLocalStack({ env: e, log: logger(e, 'start'), logicPort: opts.port, dataDir: opts.dataDir });
+  });
+
+program
+  .command('logic')
+  .description('run the HTTP API (POST /generate, GET/DELETE /tasks/:id, GET /health)')
+  .option('--port <port>', 'listen port (env LOGIC_PORT, default 8090)', intOption('--port', 0, 65535))
+  .option('--host <host>', 'listen address (env LOGIC_HOST, default 0.0.0.0)')
+  .action(async (opts: { port?: number; host?: string }) => {
+    const { startLogic } = await import('../logic/main.ts');
+    const e = env({ LOGIC_PORT: opts.port, LOGIC_HOST: opts.host });
+    const log = logger(e, 'logic');
+    const handle = await startLogic(e, log).catch(exitOnConfigError);
+    stopOnSignals(() => handle.stop(), log, 15_000);
+  });
+
+program
+  .command('job')
+  .description('run task consumers, the webhook sender and the lease reaper')
+  .option('--consumers <n>', 'number of consumers (env JOB_CONSUMERS, default 4)', intOption('--consumers', 1, 256))
+  .action(async (opts: { consumers?: number }) => {
+    const { startJob } = await import('../job/main.ts');
+    const e = env({ JOB_CONSUMERS: opts.consumers });
+    const log = logger(e, 'job');
+    const handle = await startJob(e, log).catch(exitOnConfigError);
+    stopOnSignals(() => handle.stop(), log, e.JOB_SHUTDOWN_TIMEOUT_MS + 10_000);
+  });
+
+const queueCommand = program.command('queue').description('inspect and manage the task queue');
+
+async function withQueue<T>(fn: (queue: TaskQueue, target: string) => Promise<T>): Promise<T> {
+  const e = env();
+  const target = redisTarget(e);
+  const redis = createRedis(target, 'api', 'pushline-cli');
+  redis.on('error', () => {});
+  try {
+    await redis.connect();
+  } catch (err) {
+    process.stderr.write(`pushline: cannot reach Redis at ${describeTarget(target)}: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  try {
+    return await fn(new TaskQueue(redis, keysFromEnv(e), queueOptionsFromEnv(e)), describeTarget(target));
+  } finally {
+    redis.disconnect();
+  }
+}
+
+queueCommand
+  .command('status')
+  .description('sizes per state, waiting tasks per priority, the next tasks, the oldest wait')
+  .option('-n, --next <n>', 'how many of the next tasks to list', intOption('--next', 0, 1000), 10)
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { next: number; json?: boolean }) => {
+    const { queueStatusReport } = await import('./queue-status.ts');
+    await withQueue(async (queue, target) => {
+      if (opts.json) {
+        const [stats, next] = await Promise.all([queue.stats(), queue.peek(opts.next)]);
+        process.stdout.write(JSON.stringify({ ...stats, next }, null, 2) + '\n');
+      } else {
+        process.stdout.write((await queueStatusReport(queue, opts.next, target)) + '\n');
+      }
+    });
+  });
+
+queueCommand
+  .command('retry')
+  .description('move a dead-lettered task back into the queue with a fresh attempt budget')
+  .argument('<id>', 'task id')
+  .action(async (id: string) => {
+    await withQueue(async (queue) => {
+      const ok = await queue.tasks.revive(id);
+      process.stdout.write(ok ? `task ${id} queued again\n` : `task ${id} is not in the dead set\n`);
+      if (!ok) process.exitCode = 1;
+    });
+  });
+
+queueCommand
+  .command('dead')
+  .description('list dead-lettered tasks (newest first)')
+  .option('-n, --limit <n>', 'how many', intOption('--limit', 1, 10_000), 20)
+  .action(async (opts: { limit: number }) => {
+    await withQueue(async (queue) => {
+      const ids = await queue.redis.zrevrange(queue.keys.tasks.dead, 0, opts.limit - 1);
+      for (const id of ids) {
+        const hash = await queue.get(id);
+        process.stdout.write(`${id}  ${hash?.type ?? '?'}  p${hash?.priority ?? '?'}  attempts ${hash?.attempts ?? '?'}  ${hash?.error ?? ''}\n`);
+      }
+      if (ids.length === 0) process.stdout.write('no dead-lettered tasks\n');
+    });
+  });
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,60 @@
+// Composition root of `pushline job`: config → logger → Redis → queue → processors → runner.
+import type { Env } from '../config/schema.ts';
+import { webhookSecret } from '../config/load.ts';
+import { createRedis, describeTarget, redisTarget } from '../redis/connect.ts';
+import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
+import { TaskQueue } from '../queue/task-queue.ts';
+import { createGuardedAgent } from '../net/ssrf.ts';
+import type { Logger } from '../util/log.ts';
+import { ProcessorRegistry, type Processor } from './processor.ts';
+import { echoProcessor } from './processors/echo.ts';
+import { JobRunner } from './runner.ts';
+
+export interface JobHandle {
+  runner: JobRunner;
+  stop(): Promise<void>;
+}
+
+export function defaultProcessors(): Processor[] {
+  return [echoProcessor];
+}
+
+export async function startJob(env: Env, log: Logger, processors: Processor[] = defaultProcessors()): Promise<JobHandle> {
+  const secret = webhookSecret(env);
+  const target = redisTarget(env);
+  const command = createRedis(target, 'command', 'pushline-job');
+  await command.connect();
+  log.info(`Connected to Redis: ${describeTarget(target)}`);
+
+  const keys = keysFromEnv(env);
+  const queue = new TaskQueue(command, keys, queueOptionsFromEnv(env));
+  const dispatcher = createGuardedAgent({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE });
+  const runner = new JobRunner({
+    queue,
+    blockingConnection: (name) => createRedis(target, 'blocking', `pushline-job-${name}`),
+    registry: new ProcessorRegistry(processors),
+    consumers: env.JOB_CONSUMERS,
+    concurrency: env.JOB_CONCURRENCY,
+    visibilityMs: env.TASK_VISIBILITY_TIMEOUT_MS,
+    shutdownTimeoutMs: env.JOB_SHUTDOWN_TIMEOUT_MS,
+    reaperIntervalMs: env.REAPER_INTERVAL_MS,
+    taskPolicy: { maxAttempts: env.TASK_MAX_ATTEMPTS, baseMs: env.TASK_BACKOFF_MS, maxMs: env.TASK_BACKOFF_MAX_MS },
+    webhook: {
+      secret,
+      timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+      policy: { maxAttempts: env.WEBHOOK_MAX_ATTEMPTS, baseMs: env.WEBHOOK_BACKOFF_MS, maxMs: env.WEBHOOK_BACKOFF_MAX_MS },
+      concurrency: env.WEBHOOK_CONCURRENCY,
+      dispatcher,
+    },
+    log,
+  });
+  await runner.start();
+  return {
+    runner,
+    async stop() {
+      await runner.stop();
+      await dispatcher.close().catch(() => {});
+      await command.quit().catch(() => command.disconnect());
+    },
+  };
+}

@@ -1,0 +1,48 @@
+// What a task type plugs into the job: a processor gets the decoded task and an abort signal
+// and returns the result (any JSON value) or throws. PermanentError means "do not retry".
+import type { Logger } from '../util/log.ts';
+import type { TaskHash } from '../queue/task.ts';
+
+export interface TaskContext {
+  id: string;
+  type: string;
+  priority: number;
+  attempt: number;
+  payload: unknown;
+  hash: TaskHash;
+  /** Aborted when the lease is lost or the job shuts down: stop and return soon. */
+  signal: AbortSignal;
+  log: Logger;
+}
+
+export interface Processor {
+  readonly type: string;
+  process(ctx: TaskContext): Promise<unknown>;
+}
+
+/** A failure that retrying cannot fix (bad input, unsupported content): the task ends `failed`. */
+export class PermanentError extends Error {
+  override readonly name = 'PermanentError';
+}
+
+export class ProcessorRegistry {
+  private readonly processors = new Map<string, Processor>();
+
+  constructor(processors: Processor[] = []) {
+    for (const p of processors) this.register(p);
+  }
+
+  register(processor: Processor): this {
+    if (this.processors.has(processor.type)) throw new Error(`a processor for "${processor.type}" is already registered`);
+    this.processors.set(processor.type, processor);
+    return this;
+  }
+
+  get(type: string): Processor | undefined {
+    return this.processors.get(type);
+  }
+
+  types(): string[] {
+    return [...this.processors.keys()];
+  }
+}

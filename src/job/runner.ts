@@ -1,0 +1,113 @@
+// The job's moving parts in one place: task consumers (one blocking connection each), the
+// webhook consumer of the results stage, and the reaper; started and stopped in order.
+import type { Redis } from 'ioredis';
+import type { Dispatcher } from 'undici';
+import type { Logger } from '../util/log.ts';
+import { Consumer, type ConsumerOptions, type Verdict } from '../queue/consumer.ts';
+import type { ClaimedTask } from '../queue/task.ts';
+import type { TaskQueue } from '../queue/task-queue.ts';
+import type { ProcessorRegistry } from './processor.ts';
+import { Reaper } from './reaper.ts';
+import { createTaskHandler, type RetryPolicy } from './task-handler.ts';
+import { createWebhookHandler } from './webhook-handler.ts';
+
+export interface JobRunnerOptions {
+  queue: TaskQueue;
+  /** Opens a new dedicated connection for a consumer's BZPOPMIN. */
+  blockingConnection: (name: string) => Redis;
+  registry: ProcessorRegistry;
+  consumers: number;
+  concurrency: number;
+  visibilityMs: number;
+  shutdownTimeoutMs: number;
+  reaperIntervalMs: number;
+  taskPolicy: RetryPolicy;
+  webhook: {
+    secret: string;
+    timeoutMs: number;
+    policy: RetryPolicy;
+    concurrency: number;
+    dispatcher: Dispatcher;
+  };
+  log: Logger;
+  onSettled?: (stage: 'tasks' | 'results', task: ClaimedTask, verdict: Verdict, applied: boolean) => void;
+}
+
+export class JobRunner {
+  private readonly consumers: Consumer[] = [];
+  private readonly blocking: Redis[] = [];
+  private reaper: Reaper | null = null;
+
+  constructor(private readonly options: JobRunnerOptions) {}
+
+  async start(): Promise<void> {
+    const o = this.options;
+    const taskHandler = createTaskHandler(o.registry, o.taskPolicy, o.log);
+    for (let i = 0; i < o.consumers; i++) {
+      const log = o.log.child({ consumer: i });
+      this.consumers.push(
+        await this.startConsumer(`consumer-${i}`, {
+          index: i,
+          stage: o.queue.tasks,
+          concurrency: o.concurrency,
+          visibilityMs: o.visibilityMs,
+          handler: taskHandler,
+          log,
+          ...(o.onSettled ? { onSettled: (t, v, a) => o.onSettled!('tasks', t, v, a) } : {}),
+        }),
+      );
+      log.info(`Consumer ${i} started successfully`);
+    }
+    o.log.info(
+      { queue: o.queue.keys.tasks.queue, concurrency: o.concurrency, types: o.registry.types() },
+      `Started ${o.consumers} consumers on ${o.queue.keys.tasks.queue}`,
+    );
+
+    const webhookLog = o.log.child({ stage: 'webhooks' });
+    this.consumers.push(
+      await this.startConsumer('webhooks', {
+        index: o.consumers,
+        stage: o.queue.results,
+        concurrency: o.webhook.concurrency,
+        visibilityMs: Math.max(o.visibilityMs, o.webhook.timeoutMs * 3),
+        handler: createWebhookHandler({ ...o.webhook, log: webhookLog }),
+        log: webhookLog,
+        ...(o.onSettled ? { onSettled: (t, v, a) => o.onSettled!('results', t, v, a) } : {}),
+      }),
+    );
+    webhookLog.info(`Webhook sender started on ${o.queue.keys.results.queue}`);
+
+    this.reaper = new Reaper(
+      [
+        { stage: o.queue.tasks, maxAttempts: o.taskPolicy.maxAttempts },
+        { stage: o.queue.results, maxAttempts: o.webhook.policy.maxAttempts },
+      ],
+      o.reaperIntervalMs,
+      o.log.child({ part: 'reaper' }),
+    );
+    this.reaper.start();
+  }
+
+  private async startConsumer(name: string, options: Omit<ConsumerOptions, 'blocking'>): Promise<Consumer> {
+    const blocking = this.options.blockingConnection(name);
+    this.blocking.push(blocking);
+    await blocking.connect();
+    const consumer = new Consumer({ ...options, blocking });
+    consumer.start();
+    return consumer;
+  }
+
+  get inflight(): number {
+    return this.consumers.reduce((n, c) => n + c.inflight, 0);
+  }
+
+  /** Stop claiming, let running tasks finish (bounded), hand back the rest. */
+  async stop(): Promise<void> {
+    const o = this.options;
+    o.log.info({ inflight: this.inflight, timeoutMs: o.shutdownTimeoutMs }, 'stopping: no new tasks, finishing in-flight ones');
+    await Promise.all(this.consumers.map((c) => c.stop(o.shutdownTimeoutMs)));
+    await this.reaper?.stop();
+    for (const b of this.blocking) b.disconnect();
+    o.log.info('job stopped');
+  }
+}

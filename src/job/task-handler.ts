@@ -1,0 +1,78 @@
+// Turns a processor's outcome into a queue verdict: completed, failed for good, retried with
+// backoff, or dead-lettered once its attempts are spent. Logs each task's outcome.
+import type { Logger } from '../util/log.ts';
+import { backoffDelay, type BackoffPolicy } from '../queue/backoff.ts';
+import type { Handler, Verdict } from '../queue/consumer.ts';
+import type { ClaimedTask } from '../queue/task.ts';
+import { PermanentError, type ProcessorRegistry } from './processor.ts';
+
+export interface RetryPolicy extends BackoffPolicy {
+  maxAttempts: number;
+}
+
+/** The error text kept on the task hash: the message, not a stack. */
+export function errorText(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.length > 2000 ? `${text.slice(0, 2000)}…` : text;
+}
+
+/** A task's own max_attempts (hash field) when set, else the configured default. */
+export function maxAttemptsOf(task: ClaimedTask, fallback: number, field = 'max_attempts'): number {
+  const own = Number(task.hash[field]);
+  return Number.isInteger(own) && own > 0 ? own : fallback;
+}
+
+/** Retry with backoff while attempts remain, then dead-letter; `fields` are written either way. */
+export function retryOrDead(
+  attempt: number,
+  maxAttempts: number,
+  backoff: BackoffPolicy,
+  fields: Record<string, string>,
+  minDelayMs = 0,
+): Verdict {
+  if (attempt >= maxAttempts) return { outcome: 'dead', fields };
+  return { outcome: 'retry', delayMs: Math.max(minDelayMs, backoffDelay(attempt, backoff)), fields };
+}
+
+export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPolicy, log: Logger): Handler {
+  return async (task, signal) => {
+    const type = task.hash.type ?? '';
+    const started = performance.now();
+    const taskLog = log.child({ task: task.id, type, ...(task.hash.request_id ? { reqId: task.hash.request_id } : {}) });
+    const verdict = await run();
+    const ms = Math.round(performance.now() - started);
+    const line = { priority: Number(task.hash.priority), attempt: task.attempt, ms, outcome: verdict.outcome };
+    if (verdict.outcome === 'completed') taskLog.info(line, `task ${task.id} completed`);
+    else taskLog.warn({ ...line, error: verdict.fields?.error, delayMs: verdict.delayMs }, `task ${task.id} ${verdict.outcome}`);
+    return verdict;
+
+    async function run(): Promise<Verdict> {
+      const processor = registry.get(type);
+      if (!processor) return { outcome: 'failed', fields: { error: `no processor for task type "${type}" in this job` } };
+      let payload: unknown = null;
+      if (task.hash.payload !== undefined) {
+        try {
+          payload = JSON.parse(task.hash.payload);
+        } catch {
+          return { outcome: 'failed', fields: { error: 'payload is not valid JSON' } };
+        }
+      }
+      try {
+        const result = await processor.process({
+          id: task.id,
+          type,
+          priority: Number(task.hash.priority),
+          attempt: task.attempt,
+          payload,
+          hash: task.hash,
+          signal,
+          log: taskLog,
+        });
+        return { outcome: 'completed', fields: { result: JSON.stringify(result ?? null) } };
+      } catch (err) {
+        if (err instanceof PermanentError) return { outcome: 'failed', fields: { error: errorText(err) } };
+        return retryOrDead(task.attempt, maxAttemptsOf(task, policy.maxAttempts), policy, { error: errorText(err) });
+      }
+    }
+  };
+}

@@ -1,0 +1,91 @@
+// buildLogicApp(deps) returns the fastify instance without listening, so tests drive it with
+// inject() and main.ts decides where it listens (fastify's build-vs-start split).
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../util/log.ts';
+import type { TaskQueue } from '../queue/task-queue.ts';
+import { registerBasicAuth } from './auth.ts';
+import { ApiError, type FieldError } from './errors.ts';
+import { healthRoutes } from './routes/health.ts';
+import { taskRoutes } from './routes/tasks.ts';
+
+export interface LogicDeps {
+  queue: TaskQueue;
+  redis: Redis;
+  credentials: { username: string; password: string };
+  defaultPriority: number;
+  bodyLimit: number;
+  taskTypes: readonly string[];
+  log: Logger;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Names each bad field: `priority`, `hook_url`, or the unexpected key itself. */
+function fieldErrors(validation: { instancePath: string; message?: string; keyword: string; params: Record<string, unknown> }[], context: string): FieldError[] {
+  return validation.flatMap((issue) => {
+    const path = issue.instancePath.replace(/^\//, '').replace(/\//g, '.');
+    if (issue.keyword === 'unrecognized_keys' && Array.isArray(issue.params.keys)) {
+      return (issue.params.keys as string[]).map((key) => ({
+        field: path ? `${path}.${key}` : key,
+        message: `${key} is not a known field`,
+      }));
+    }
+    const field = path || context;
+    const message = issue.message ?? 'is invalid';
+    return [{ field, message: issue.keyword === 'invalid_type' && !path ? `${context} must be a JSON object` : message }];
+  });
+}
+
+export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    bodyLimit: deps.bodyLimit,
+    disableRequestLogging: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  app.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
+    if (err instanceof ApiError) return reply.code(err.status).send(err.body());
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const fields = fieldErrors(err.validation as never, err.validationContext ?? 'body');
+      const message = fields.map((f) => (f.message.startsWith(f.field) ? f.message : `${f.field}: ${f.message}`)).join('; ');
+      return reply.code(400).send({ error: 'validation_failed', message, fields });
+    }
+    const status = err.statusCode ?? 500;
+    if (status === 413) {
+      return reply.code(413).send({ error: 'payload_too_large', message: `request body is larger than ${deps.bodyLimit} bytes` });
+    }
+    if (status === 415) {
+      return reply.code(415).send({ error: 'unsupported_media_type', message: 'send the body as Content-Type: application/json' });
+    }
+    if (status === 400 && (err.code?.startsWith('FST_ERR_CTP') || err instanceof SyntaxError)) {
+      return reply.code(400).send({ error: 'invalid_json', message: `the body is not valid JSON: ${err.message}`, fields: [{ field: 'body', message: err.message }] });
+    }
+    if (status >= 400 && status < 500) {
+      return reply.code(status).send({ error: 'validation_failed', message: err.message });
+    }
+    request.log.error({ err }, 'unhandled error');
+    return reply.code(500).send({ error: 'internal', message: 'internal error; see the logic log for the request id', request_id: request.id });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
+  });
+
+  await registerBasicAuth(app, deps.credentials);
+  await app.register(healthRoutes, { queue: deps.queue, redis: deps.redis });
+  await app.register(taskRoutes, { queue: deps.queue, defaultPriority: deps.defaultPriority, taskTypes: deps.taskTypes });
+  return app;
+}

@@ -1,0 +1,27 @@
+// HTTP Basic auth for the API. Both halves are compared in constant time (over SHA-256
+// digests, so lengths leak nothing either) and both are always compared.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import basicAuth from '@fastify/basic-auth';
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from './errors.ts';
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+export function credentialsMatch(given: { username: string; password: string }, expected: { username: string; password: string }): boolean {
+  const userOk = timingSafeEqual(digest(given.username), digest(expected.username));
+  const passOk = timingSafeEqual(digest(given.password), digest(expected.password));
+  return userOk && passOk;
+}
+
+export async function registerBasicAuth(app: FastifyInstance, expected: { username: string; password: string }): Promise<void> {
+  await app.register(basicAuth, {
+    authenticate: { realm: 'pushline' },
+    validate: async (username, password) => {
+      if (!credentialsMatch({ username, password }, expected)) {
+        throw new ApiError('unauthorized', 'invalid API credentials');
+      }
+    },
+  });
+}

@@ -1,0 +1,55 @@
+// Composition root of `pushline logic`: config → logger → Redis → queue → app → listen.
+import type { FastifyInstance } from 'fastify';
+import type { Env } from '../config/schema.ts';
+import { apiCredentials } from '../config/load.ts';
+import { createRedis, describeTarget, redisTarget } from '../redis/connect.ts';
+import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
+import { TaskQueue } from '../queue/task-queue.ts';
+import type { Logger } from '../util/log.ts';
+import { buildLogicApp } from './app.ts';
+
+/** Task types logic accepts; each needs a processor in the job. */
+export const LOGIC_TASK_TYPES = ['echo'] as const;
+
+export interface LogicHandle {
+  app: FastifyInstance;
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startLogic(env: Env, log: Logger, listen: { host?: string; port?: number } = {}): Promise<LogicHandle> {
+  const credentials = apiCredentials(env);
+  if (credentials.fromDevDefaults) log.warn('PUSHLINE_DEV: API credentials are the dev defaults admin/password');
+  const target = redisTarget(env);
+  const redis = createRedis(target, 'api', 'pushline-logic');
+  // Logic starts even while Redis is away: /health then says 503 and POSTs answer 503.
+  redis.connect().then(
+    () => log.info(`Connected to Redis: ${describeTarget(target)}`),
+    (err) => log.warn({ err: String(err) }, `Redis ${describeTarget(target)} not reachable yet; retrying`),
+  );
+  redis.on('error', () => {}); // reconnection is ioredis's job; failures surface per request
+  const queue = new TaskQueue(
+    redis,
+    keysFromEnv(env),
+    queueOptionsFromEnv(env),
+  );
+  const app = await buildLogicApp({
+    queue,
+    redis,
+    credentials,
+    defaultPriority: env.DEFAULT_PRIORITY,
+    bodyLimit: env.BODY_LIMIT_BYTES,
+    taskTypes: LOGIC_TASK_TYPES,
+    log,
+  });
+  const url = await app.listen({ host: listen.host ?? env.LOGIC_HOST, port: listen.port ?? env.LOGIC_PORT });
+  log.info(`logic listening on ${url}`);
+  return {
+    app,
+    url,
+    async stop() {
+      await app.close();
+      redis.disconnect();
+    },
+  };
+}

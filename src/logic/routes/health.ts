@@ -1,0 +1,39 @@
+// GET /health: Redis status (ping latency, version) and queue depths per state and priority.
+// 503 when Redis does not answer, so load balancers and compose health checks can use it.
+import type { FastifyPluginAsync } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { TaskQueue } from '../../queue/task-queue.ts';
+
+export interface HealthRoutesOptions {
+  queue: TaskQueue;
+  redis: Redis;
+}
+
+export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, { queue, redis }) => {
+  let version: string | null = null;
+
+  app.get('/health', async (_request, reply) => {
+    try {
+      const started = performance.now();
+      await redis.ping();
+      const pingMs = Math.round((performance.now() - started) * 1000) / 1000;
+      if (!version) {
+        const info = await redis.info('server');
+        version = /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
+      }
+      const stats = await queue.stats();
+      return {
+        status: 'ok',
+        redis: { status: 'up', version, ping_ms: pingMs },
+        queues: {
+          [queue.keys.tasks.queue]: stats.tasks,
+          [queue.keys.results.queue]: stats.results,
+        },
+        priorities: Object.fromEntries(stats.priorities.map((p) => [String(p.priority), p.queued])),
+        oldest_waiting_age_ms: stats.oldestWaitingAgeMs,
+      };
+    } catch (err) {
+      return reply.code(503).send({ status: 'unavailable', redis: { status: 'down', error: (err as Error).message } });
+    }
+  });
+};

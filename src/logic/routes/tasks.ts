@@ -1,0 +1,97 @@
+// POST /generate, GET /tasks/:id, DELETE /tasks/:id.
+import { createHash } from 'node:crypto';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { taskView } from '../../queue/task-view.ts';
+import type { NewTask, TaskQueue } from '../../queue/task-queue.ts';
+import { ApiError } from '../errors.ts';
+import { acceptedSchema, generateBodySchema, idempotencyHeadersSchema, taskParamsSchema, type GenerateBody } from '../schemas.ts';
+
+export interface TaskRoutesOptions {
+  queue: TaskQueue;
+  defaultPriority: number;
+  taskTypes: readonly string[];
+}
+
+/** Same body, same fingerprint, whatever the key order: a replay is recognised as one. */
+function fingerprint(body: unknown): string {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]))
+        : v;
+  return createHash('sha256').update(JSON.stringify(canonical(body))).digest('hex').slice(0, 32);
+}
+
+function toNewTask(body: GenerateBody, priority: number, requestId: string): NewTask {
+  const type = body.type ?? 'audio';
+  const fields: Record<string, string> = { request_id: requestId };
+  if (body.audio) fields.audio = body.audio;
+  if (body.user_id) fields.user_id = body.user_id;
+  if (body.room_id) fields.room_id = body.room_id;
+  const payload = body.payload !== undefined ? body.payload : body.audio ? { audio: body.audio } : undefined;
+  return {
+    type,
+    priority,
+    ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
+    ...(body.hook_url ? { hookUrl: body.hook_url } : {}),
+    fields,
+  };
+}
+
+export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, options) => {
+  const { queue } = options;
+  const bodySchema = generateBodySchema(options.taskTypes);
+
+  app.post(
+    '/generate',
+    {
+      onRequest: app.basicAuth,
+      schema: { body: bodySchema, headers: idempotencyHeadersSchema, response: { 202: acceptedSchema } },
+    },
+    async (request, reply) => {
+      const priority = request.body.priority ?? options.defaultPriority;
+      const task = toNewTask(request.body, priority, request.id);
+      const key = request.headers['idempotency-key'];
+      if (key) task.idempotency = { key, fingerprint: fingerprint(request.body) };
+      let result;
+      try {
+        result = await queue.enqueueOne(task);
+      } catch (err) {
+        request.log.error({ err }, 'enqueue failed');
+        throw new ApiError(
+          'queue_unavailable',
+          `could not write the task to Redis (${(err as Error).message}); it may not be queued: retry, with an Idempotency-Key to avoid duplicates`,
+        );
+      }
+      if (result.outcome === 'conflict') {
+        throw new ApiError('idempotency_key_reused', 'Idempotency-Key was already used with a different request body', [
+          { field: 'Idempotency-Key', message: 'already used with a different request body' },
+        ], { task_id: result.id });
+      }
+      if (result.outcome === 'existing') {
+        const current = await queue.get(result.id);
+        reply.header('idempotent-replayed', 'true');
+        return reply.code(202).send({ task_id: result.id, status: current?.status ?? 'queued', priority: Number(current?.priority ?? priority) });
+      }
+      request.log.info({ task: result.id, type: task.type, priority }, `task ${result.id} queued`);
+      return reply.code(202).send({ task_id: result.id, status: 'queued', priority });
+    },
+  );
+
+  app.get('/tasks/:id', { onRequest: app.basicAuth, schema: { params: taskParamsSchema } }, async (request) => {
+    const hash = await queue.get(request.params.id);
+    if (!hash) throw new ApiError('not_found', `task ${request.params.id} does not exist (or has expired)`);
+    return taskView(hash);
+  });
+
+  app.delete('/tasks/:id', { onRequest: app.basicAuth, schema: { params: taskParamsSchema } }, async (request) => {
+    const { id } = request.params;
+    const status = await queue.cancel(id);
+    if (status === null) throw new ApiError('not_found', `task ${id} does not exist (or has expired)`);
+    if (status !== 'canceled') {
+      throw new ApiError('not_cancelable', `task ${id} is ${status}; only queued tasks can be canceled`, undefined, { status });
+    }
+    return { task_id: id, status: 'canceled' };
+  });
+};

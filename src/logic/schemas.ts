@@ -1,0 +1,69 @@
+// Request and response shapes of the task API, as zod schemas (validation and, later, OpenAPI).
+import { z } from 'zod';
+import { TASK_ID_PATTERN } from '../queue/keys.ts';
+import { checkTargetUrl } from '../net/ssrf.ts';
+
+const httpUrl = (what: string) =>
+  z
+    .string()
+    .max(2048, { message: `${what} must be at most 2048 characters` })
+    .superRefine((value, ctx) => {
+      const checked = checkTargetUrl(value);
+      if (!checked.ok) ctx.addIssue({ code: 'custom', message: `${what} ${checked.reason}` });
+    });
+
+const identifier = (what: string) =>
+  z.union([z.string(), z.number().int()]).transform(String).pipe(
+    z
+      .string()
+      .min(1, { message: `${what} must not be empty` })
+      .max(128, { message: `${what} must be at most 128 characters` })
+      .regex(/^[A-Za-z0-9_.:@-]+$/, { message: `${what} may only contain letters, digits and _ . : @ -` }),
+  );
+
+export function generateBodySchema(types: readonly string[]) {
+  return z
+    .strictObject({
+      type: z
+        .string()
+        .refine((t) => types.includes(t), { message: `type must be one of: ${types.join(', ')}` })
+        .optional(),
+      audio: httpUrl('audio').optional(),
+      hook_url: httpUrl('hook_url').optional(),
+      priority: z
+        .number({ message: 'priority must be a whole number from 1 to 5' })
+        .int({ message: 'priority must be a whole number from 1 to 5' })
+        .min(1, { message: 'priority must be a whole number from 1 to 5' })
+        .max(5, { message: 'priority must be a whole number from 1 to 5' })
+        .optional(),
+      payload: z.unknown().optional(),
+      user_id: identifier('user_id').optional(),
+      room_id: identifier('room_id').optional(),
+    })
+    .superRefine((body, ctx) => {
+      if (!body.type && !body.audio) {
+        ctx.addIssue({ code: 'custom', path: ['type'], message: 'type is required unless audio is given' });
+      }
+    });
+}
+
+export type GenerateBody = z.infer<ReturnType<typeof generateBodySchema>>;
+
+export const taskParamsSchema = z.object({
+  id: z.string().regex(TASK_ID_PATTERN, { message: 'id must be a task id (12 or more digits)' }),
+});
+
+export const idempotencyHeadersSchema = z.object({
+  'idempotency-key': z
+    .string()
+    .min(1, { message: 'Idempotency-Key must not be empty' })
+    .max(255, { message: 'Idempotency-Key must be at most 255 characters' })
+    .regex(/^[\x21-\x7e]+$/, { message: 'Idempotency-Key may only contain visible ASCII characters' })
+    .optional(),
+});
+
+export const acceptedSchema = z.object({
+  task_id: z.string(),
+  status: z.string(),
+  priority: z.number().int(),
+});

@@ -1,0 +1,68 @@
+// How a task hash is shown outside Redis: the API's task JSON and the webhook body. Times are
+// stored as epoch ms in the hash (compact, sortable) and shown as ISO 8601 here.
+import type { TaskHash } from './task.ts';
+
+function iso(ms: string | undefined): string | null {
+  if (!ms) return null;
+  const n = Number(ms);
+  return Number.isFinite(n) && n > 0 ? new Date(n).toISOString() : null;
+}
+
+function json(text: string | undefined): unknown {
+  if (text === undefined) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function int(text: string | undefined): number {
+  const n = Number(text ?? 0);
+  return Number.isFinite(n) ? n : 0;
+}
+
+/** The body POSTed to hook_url (DESIGN §6). */
+export function webhookBody(hash: TaskHash) {
+  return {
+    task_id: hash.id ?? '',
+    status: hash.status ?? '',
+    priority: int(hash.priority),
+    result: json(hash.result),
+    error: hash.error ?? null,
+    attempts: int(hash.attempts),
+    created_at: iso(hash.created_at),
+    finished_at: iso(hash.finished_at),
+  };
+}
+
+/** GET /tasks/:id */
+export function taskView(hash: TaskHash) {
+  return {
+    task_id: hash.id ?? '',
+    type: hash.type ?? '',
+    status: hash.status ?? '',
+    priority: int(hash.priority),
+    attempts: int(hash.attempts),
+    payload: json(hash.payload),
+    result: json(hash.result),
+    error: hash.error ?? null,
+    hook_url: hash.hook_url ?? null,
+    created_at: iso(hash.created_at),
+    started_at: iso(hash.started_at),
+    finished_at: iso(hash.finished_at),
+    retry_at: iso(hash.retry_at),
+    ...(hash.user_id ? { user_id: hash.user_id } : {}),
+    ...(hash.room_id ? { room_id: hash.room_id } : {}),
+    webhook: hash.webhook_status
+      ? {
+          status: hash.webhook_status,
+          attempts: int(hash.webhook_attempts),
+          response_code: hash.webhook_code ? int(hash.webhook_code) : null,
+          error: hash.webhook_error ?? null,
+          finished_at: iso(hash.webhook_finished_at),
+          retry_at: iso(hash.webhook_retry_at),
+        }
+      : null,
+  };
+}
