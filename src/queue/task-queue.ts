@@ -121,14 +121,14 @@ export class TaskQueue {
     return Object.keys(hash).length === 0 ? null : hash;
   }
 
-  /** 'canceled' when it was still waiting; otherwise its current status, or null if unknown. */
-  async cancel(id: string): Promise<'canceled' | TaskStatus | null> {
-    const reply = await runScript(this.redis, 'cancel', [this.keys.tasks.queue, this.keys.tasks.delayed], [
+  /** Cancel a waiting task: `canceled` true when this call did it, else the status it has. */
+  async cancel(id: string): Promise<{ canceled: boolean; status: TaskStatus } | null> {
+    const reply = (await runScript(this.redis, 'cancel', [this.keys.tasks.queue, this.keys.tasks.delayed], [
       this.keys.taskPrefix,
       id,
       this.options.retentionSeconds,
-    ]);
-    return reply === null ? null : (String(reply) as TaskStatus);
+    ])) as [number, string] | null;
+    return reply === null ? null : { canceled: reply[0] === 1, status: reply[1] as TaskStatus };
   }
 
   async stats(): Promise<QueueStats> {

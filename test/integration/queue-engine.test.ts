@@ -205,18 +205,18 @@ describe('leases and the reaper', () => {
 describe('cancel and inspection', () => {
   it('cancels a queued or delayed task, refuses a running one, and says when it does not exist', async () => {
     const a = await queue.enqueueOne({ type: 'echo', priority: 3 });
-    expect(await queue.cancel(a.id)).toBe('canceled');
+    expect(await queue.cancel(a.id)).toEqual({ canceled: true, status: 'canceled' });
     expect(await client.zscore(keys.tasks.queue, a.id)).toBeNull();
     expect(await client.hget(keys.task(a.id), 'status')).toBe('canceled');
     expect(await client.ttl(keys.task(a.id))).toBeGreaterThan(0);
-    // Cancelling again is harmless: it reports the status the task already has.
-    expect(await queue.cancel(a.id)).toBe('canceled');
+    // Cancelling again changes nothing and reports the status the task already has.
+    expect(await queue.cancel(a.id)).toEqual({ canceled: false, status: 'canceled' });
 
     const b = await queue.enqueueOne({ type: 'echo', priority: 3 });
     const [task] = (await queue.tasks.claim(1, 10_000)).tasks;
-    expect(await queue.cancel(b.id)).toBe('processing');
+    expect(await queue.cancel(b.id)).toEqual({ canceled: false, status: 'processing' });
     await queue.tasks.settle([{ id: b.id, token: task!.token, outcome: 'retry', delayMs: 60_000 }]);
-    expect(await queue.cancel(b.id)).toBe('canceled');
+    expect(await queue.cancel(b.id)).toEqual({ canceled: true, status: 'canceled' });
     expect(await client.zscore(keys.tasks.delayed, b.id)).toBeNull();
     expect(await queue.cancel('000000999999')).toBeNull();
   });

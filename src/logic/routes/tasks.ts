@@ -87,10 +87,12 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
 
   app.delete('/tasks/:id', { onRequest: app.basicAuth, schema: { params: taskParamsSchema } }, async (request) => {
     const { id } = request.params;
-    const status = await queue.cancel(id);
-    if (status === null) throw new ApiError('not_found', `task ${id} does not exist (or has expired)`);
-    if (status !== 'canceled') {
-      throw new ApiError('not_cancelable', `task ${id} is ${status}; only queued tasks can be canceled`, undefined, { status });
+    const outcome = await queue.cancel(id);
+    if (outcome === null) throw new ApiError('not_found', `task ${id} does not exist (or has expired)`);
+    if (!outcome.canceled) {
+      throw new ApiError('not_cancelable', `task ${id} is ${outcome.status}; only queued tasks can be canceled`, undefined, {
+        status: outcome.status,
+      });
     }
     return { task_id: id, status: 'canceled' };
   });

@@ -4,8 +4,8 @@
   KEYS[1]  queue ZSET     KEYS[2]  delayed ZSET
   ARGV[1]  task hash key prefix    ARGV[2]  task id    ARGV[3]  retention seconds (0 = keep)
 
-  Returns 'canceled' when it was waiting, the task's current status when it was not
-  (processing, completed, ...), or false when no such task exists.
+  Returns { 1, 'canceled' } when this call canceled it, { 0, status } when it was not waiting
+  (processing, completed, canceled already, ...), or false when no such task exists.
 ]]
 local key = ARGV[1] .. ARGV[2]
 local status = redis.call('HGET', key, 'status')
@@ -13,7 +13,7 @@ if not status then
   return false
 end
 if redis.call('ZREM', KEYS[1], ARGV[2]) + redis.call('ZREM', KEYS[2], ARGV[2]) == 0 then
-  return status
+  return { 0, status }
 end
 local t = redis.call('TIME')
 local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
@@ -22,4 +22,4 @@ redis.call('HDEL', key, 'retry_at')
 if tonumber(ARGV[3]) > 0 then
   redis.call('EXPIRE', key, ARGV[3])
 end
-return 'canceled'
+return { 1, 'canceled' }

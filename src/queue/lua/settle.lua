@@ -86,6 +86,10 @@ for _ = 1, count do
 
       if outcome == 'completed' or outcome == 'failed' then
         redis.call('HSET', key, fp .. 'status', outcome, fp .. 'finished_at', nowStr)
+        if outcome == 'completed' then
+          -- The error of an earlier, retried attempt would read as this outcome's.
+          redis.call('HDEL', key, fp .. 'error')
+        end
         finish(key, id)
       elseif outcome == 'dead' then
         redis.call('HSET', key, fp .. 'status', 'dead', fp .. 'finished_at', nowStr)

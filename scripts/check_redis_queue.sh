@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Shows the task queue with plain redis-cli: sizes per state, waiting tasks per priority, the
+# next N tasks with score and priority, and how long the oldest task has been waiting.
+#
+#   ./scripts/check_redis_queue.sh [N]        (N = how many upcoming tasks to list, default 10)
+#
+# Connection and names come from the environment or ./.env, as for the services:
+# REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_PASSWORD, REDIS_KEY_PREFIX, REDIS_TASK_QUEUE, REDIS_RESULT_QUEUE.
+set -euo pipefail
+
+if [ -f .env ]; then
+  # Only the names this script uses, and only when not already set in the environment.
+  while IFS='=' read -r name value; do
+    case "$name" in
+      REDIS_HOST|REDIS_PORT|REDIS_DB|REDIS_PASSWORD|REDIS_KEY_PREFIX|REDIS_TASK_QUEUE|REDIS_RESULT_QUEUE)
+        if [ -z "${!name:-}" ]; then export "$name=${value%\"}"; export "$name=${!name#\"}"; fi ;;
+    esac
+  done < <(grep -E '^[A-Z_]+=' .env || true)
+fi
+
+HOST="${REDIS_HOST:-localhost}"
+PORT="${REDIS_PORT:-6379}"
+DB="${REDIS_DB:-0}"
+PREFIX="${REDIS_KEY_PREFIX:-}"
+TASKS="${PREFIX}${REDIS_TASK_QUEUE:-uvr_tasks}"
+RESULTS="${PREFIX}${REDIS_RESULT_QUEUE:-uvr_results}"
+NEXT="${1:-10}"
+
+if ! command -v redis-cli >/dev/null 2>&1; then
+  echo "❌ redis-cli not found (Debian: apt-get install redis-tools)" >&2
+  exit 1
+fi
+if [ -n "${REDIS_PASSWORD:-}" ]; then export REDISCLI_AUTH="$REDIS_PASSWORD"; fi
+rc() { redis-cli -h "$HOST" -p "$PORT" -n "$DB" --raw "$@"; }
+
+if [ "$(rc PING 2>/dev/null)" != "PONG" ]; then
+  echo "❌ Redis 连接失败 / cannot reach Redis at $HOST:$PORT (db $DB)" >&2
+  exit 1
+fi
+echo "✅ Redis 连接成功 ($HOST:$PORT, db $DB)"
+
+mapfile -t t < <(rc TIME)
+NOW=$(( ${t[0]} * 1000 + ${t[1]} / 1000 ))
+
+echo
+echo "1) 队列大小 / queue sizes (ZCARD)"
+printf '   %-28s %s\n' "$TASKS" "$(rc ZCARD "$TASKS")  queued"
+printf '   %-28s %s\n' "$TASKS:processing" "$(rc ZCARD "$TASKS:processing")  leased to a worker"
+printf '   %-28s %s\n' "$TASKS:delayed" "$(rc ZCARD "$TASKS:delayed")  waiting to retry"
+printf '   %-28s %s\n' "$TASKS:dead" "$(rc ZCARD "$TASKS:dead")  dead-lettered"
+printf '   %-28s %s\n' "$RESULTS" "$(rc ZCARD "$RESULTS")  webhooks to send"
+printf '   %-28s %s\n' "$RESULTS:delayed" "$(rc ZCARD "$RESULTS:delayed")  webhooks waiting to retry"
+printf '   %-28s %s\n' "$RESULTS:dead" "$(rc ZCARD "$RESULTS:dead")  webhooks that gave up"
+
+age() {
+  local ms=$1
+  if [ "$ms" -lt 1000 ]; then echo "${ms} ms"; elif [ "$ms" -lt 60000 ]; then echo "$(( ms / 1000 )) s"; else echo "$(( ms / 60000 )) min $(( ms % 60000 / 1000 )) s"; fi
+}
+
+echo
+echo "2) 按优先级 / waiting by priority (score = enqueue_ms × (6 − priority))"
+HORIZON=$(( NOW + 86400000 ))
+OLDEST=""
+for p in 5 4 3 2 1; do
+  f=$(( 6 - p ))
+  if [ "$f" -eq 1 ]; then lo=0; else lo=$(( (2 * f - 1) * HORIZON / 2 )); fi
+  hi=$(( (2 * f + 1) * HORIZON / 2 - 1 ))
+  n=$(rc ZCOUNT "$TASKS" "$lo" "$hi")
+  line="   priority $p: $n"
+  if [ "$n" -gt 0 ]; then
+    first=$(rc ZRANGEBYSCORE "$TASKS" "$lo" "$hi" WITHSCORES LIMIT 0 1 | sed -n 2p)
+    enq=$(( ${first%.*} / f ))
+    line="$line   (oldest waiting $(age $(( NOW - enq ))))"
+    if [ -z "$OLDEST" ] || [ "$enq" -lt "$OLDEST" ]; then OLDEST=$enq; fi
+  fi
+  echo "$line"
+done
+
+echo
+if [ -n "$OLDEST" ]; then
+  echo "3) 最久等待 / oldest waiting task: $(age $(( NOW - OLDEST )))"
+else
+  echo "3) 最久等待 / oldest waiting task: none waiting"
+fi
+
+echo
+echo "4) 接下来的任务 / next $NEXT tasks (ZRANGE $TASKS 0 $(( NEXT - 1 )) WITHSCORES)"
+mapfile -t next < <(rc ZRANGE "$TASKS" 0 $(( NEXT - 1 )) WITHSCORES)
+if [ "${#next[@]}" -eq 0 ]; then
+  echo "   (empty)"
+fi
+i=0
+while [ $i -lt ${#next[@]} ]; do
+  id=${next[$i]}; score=${next[$((i + 1))]}
+  mapfile -t f < <(rc HMGET "${PREFIX}task:$id" priority type created_at)
+  waited=""
+  if [ -n "${f[2]:-}" ]; then waited="waiting $(age $(( NOW - f[2] )))"; fi
+  printf '   %2d) %s  priority=%s  type=%s  score=%s  %s\n' $(( i / 2 + 1 )) "$id" "${f[0]:-?}" "${f[1]:-?}" "${score%.*}" "$waited"
+  i=$(( i + 2 ))
+done
+echo
+echo "   details: redis-cli -h $HOST -p $PORT HGETALL ${PREFIX}task:<id>"

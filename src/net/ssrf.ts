@@ -1,0 +1,83 @@
+// Server-side request forgery guard for every outbound request pushline makes on a user's
+// behalf (webhooks now, audio downloads later). Addresses are checked when the socket is
+// opened, after DNS resolution, so a name that resolves to a private address — or that
+// changes its answer between a check and the request (DNS rebinding) — is still refused.
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
+import { Agent, buildConnector } from 'undici';
+
+export class ForbiddenTargetError extends Error {
+  readonly code = 'FORBIDDEN_TARGET';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ForbiddenTargetError';
+  }
+}
+
+/** True for anything that is not a public unicast address (loopback, private, link-local, ...). */
+export function isForbiddenAddress(ip: string): boolean {
+  const bare = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip;
+  if (!ipaddr.isValid(bare)) return true;
+  return ipaddr.process(bare).range() !== 'unicast';
+}
+
+export type TargetCheck = { ok: true; url: URL } | { ok: false; reason: string };
+
+/** Syntax check for a user-supplied URL (HTTP 400 material); addresses are checked at connect. */
+export function checkTargetUrl(raw: string): TargetCheck {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return { ok: false, reason: 'must be an absolute http:// or https:// URL' };
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return { ok: false, reason: `must use http or https, not ${url.protocol.replace(/:$/, '')}` };
+  }
+  if (url.username || url.password) return { ok: false, reason: 'must not contain a username or password' };
+  if (!url.hostname) return { ok: false, reason: 'must name a host' };
+  return { ok: true, url };
+}
+
+function refusal(host: string, address: string): ForbiddenTargetError {
+  return new ForbiddenTargetError(
+    `refusing to connect to private or loopback address ${address} (host ${host}); set WEBHOOK_ALLOW_PRIVATE=true to allow`,
+  );
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/** A dns.lookup replacement that fails when any address of the name is forbidden. */
+function guardedLookup(hostname: string, options: { family?: number; all?: boolean }, callback: LookupCallback): void {
+  dnsLookup(hostname, { all: true, family: options.family ?? 0 }, (err, addresses) => {
+    if (err) return callback(err, []);
+    const bad = addresses.find((a) => isForbiddenAddress(a.address));
+    if (bad) return callback(refusal(hostname, bad.address) as NodeJS.ErrnoException, []);
+    if (options.all) return callback(null, addresses);
+    const first = addresses[0];
+    if (!first) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
+    callback(null, first.address, first.family);
+  });
+}
+
+export interface GuardOptions {
+  allowPrivate: boolean;
+  connectTimeoutMs?: number;
+}
+
+export function createGuardedAgent(options: GuardOptions): Agent {
+  const timeout = options.connectTimeoutMs ?? 10_000;
+  if (options.allowPrivate) return new Agent({ connect: { timeout } });
+  const base = buildConnector({ timeout, lookup: guardedLookup as never });
+  // Node's net.connect skips lookup for IP literals, so those are checked here directly.
+  const connect: buildConnector.connector = (opts, callback) => {
+    const host = opts.hostname.replace(/^\[|\]$/g, '');
+    if (isIP(host) && isForbiddenAddress(host)) {
+      callback(refusal(opts.hostname, host), null);
+      return;
+    }
+    base(opts, callback);
+  };
+  return new Agent({ connect });
+}

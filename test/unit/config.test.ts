@@ -1,0 +1,60 @@
+// Config validation: defaults, one clear line per bad value, exit code 2 from the real CLI.
+import { describe, expect, it } from 'vitest';
+import { apiCredentials, ConfigError, parseEnv, webhookSecret } from '../../src/config/load.ts';
+import { spawnPushline } from '../helpers/processes.ts';
+
+describe('parseEnv', () => {
+  it('applies the defaults of the seed docs', () => {
+    const parsed = parseEnv({});
+    expect(parsed.ok).toBe(true);
+    if (!parsed.ok) return;
+    expect(parsed.env).toMatchObject({
+      REDIS_HOST: 'localhost', REDIS_PORT: 6379, REDIS_DB: 0, REDIS_TASK_QUEUE: 'uvr_tasks',
+      REDIS_RESULT_QUEUE: 'uvr_results', DEFAULT_PRIORITY: 3, JOB_CONSUMERS: 4, LOGIC_PORT: 8090,
+    });
+  });
+
+  it('treats empty values as unset (REDIS_PASSWORD= in .env)', () => {
+    const parsed = parseEnv({ REDIS_PASSWORD: '', REDIS_PORT: '' });
+    expect(parsed.ok && parsed.env.REDIS_PORT).toBe(6379);
+  });
+
+  it('names every bad value on its own line and never echoes secrets', () => {
+    const parsed = parseEnv({ REDIS_PORT: 'abc', DEFAULT_PRIORITY: '9', JOB_CONSUMERS: '0', WEBHOOK_ALLOW_PRIVATE: 'maybe', REDIS_URL: 'http://x' });
+    expect(parsed.ok).toBe(false);
+    if (parsed.ok) return;
+    expect(parsed.errors).toHaveLength(5);
+    expect(parsed.errors.find((e) => e.startsWith('REDIS_PORT'))).toContain('"abc"');
+    expect(parsed.errors.find((e) => e.startsWith('DEFAULT_PRIORITY'))).toContain('at most 5');
+    expect(parsed.errors.find((e) => e.startsWith('JOB_CONSUMERS'))).toContain('at least 1');
+    expect(parsed.errors.find((e) => e.startsWith('WEBHOOK_ALLOW_PRIVATE'))).toContain('true or false');
+  });
+
+  it('requires API credentials and a webhook secret outside dev mode', () => {
+    const prod = parseEnv({});
+    const dev = parseEnv({ PUSHLINE_DEV: 'true' });
+    if (!prod.ok || !dev.ok) throw new Error('unexpected');
+    expect(() => apiCredentials(prod.env)).toThrow(ConfigError);
+    expect(() => webhookSecret(prod.env)).toThrow(/WEBHOOK_SECRET/);
+    expect(apiCredentials(dev.env)).toEqual({ username: 'admin', password: 'password', fromDevDefaults: true });
+  });
+});
+
+describe('the CLI with bad config', () => {
+  it('exits 2 with one line per bad value', async () => {
+    const proc = spawnPushline(['job'], { REDIS_PORT: '99999', JOB_CONCURRENCY: 'lots', PUSHLINE_DEV: 'true' });
+    expect(await proc.exited).toBe(2);
+    const lines = proc.output().trim().split('\n');
+    expect(lines).toEqual([
+      expect.stringMatching(/^pushline: config error: REDIS_PORT must be at most 65535 \(got "99999"\)$/),
+      expect.stringMatching(/^pushline: config error: JOB_CONCURRENCY must be a whole number/),
+    ]);
+  });
+
+  it('logic without credentials outside dev mode exits 2 naming them', async () => {
+    const proc = spawnPushline(['logic', '--port', '0'], {});
+    expect(await proc.exited).toBe(2);
+    expect(proc.output()).toContain('API_USERNAME is required');
+    expect(proc.output()).toContain('API_PASSWORD is required');
+  });
+});
