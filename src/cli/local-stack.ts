@@ -75,6 +75,8 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     WEBHOOK_ALLOW_PRIVATE: raw.WEBHOOK_ALLOW_PRIVATE ?? 'true',
     ...(externalRedis ? {} : { REDIS_HOST: redisHost, REDIS_PORT: String(redisPort) }),
     LOGIC_PORT: String(options.logicPort),
+    // Dev credentials must not be reachable from the network.
+    LOGIC_HOST: raw.LOGIC_HOST ?? '127.0.0.1',
   };
 
   const children = [spawnChild('logic', ['logic'], devEnv), spawnChild('job', ['job'], devEnv)];

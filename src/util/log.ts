@@ -16,7 +16,7 @@ export function createLogger(options: LogOptions): Logger {
     return pino({
       name: options.name,
       level: options.level,
-      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } },
+      transport: { target: 'pino-pretty', options: { colorize: true, singleLine: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } },
     });
   }
   return pino({ name: options.name, level: options.level });
