@@ -13,8 +13,13 @@ export interface Verdict {
   fields?: Record<string, string>;
 }
 
+/** Aborted when the lease is lost or the consumer shuts down. */
+export interface TaskControl {
+  readonly signal: AbortSignal;
+}
+
 /** Runs one claimed task; resolves with what should happen to it. Should not throw. */
-export type Handler = (task: ClaimedTask, signal: AbortSignal) => Promise<Verdict>;
+export type Handler = (task: ClaimedTask, control: TaskControl) => Promise<Verdict>;
 
 export interface ConsumerOptions {
   index: number;
@@ -30,11 +35,31 @@ export interface ConsumerOptions {
   onSettled?: (task: ClaimedTask, verdict: Verdict, applied: boolean) => void;
 }
 
-interface Running {
-  task: ClaimedTask;
-  abort: AbortController;
+class Running implements TaskControl {
   /** Handed back at shutdown: whatever the handler says later is dropped. */
-  released: boolean;
+  released = false;
+  /** Finished processing; only its settlement is outstanding (it no longer takes a slot). */
+  finished = false;
+  // Created on first use: most tasks never look at their signal, and one per task costs.
+  private controller: AbortController | null = null;
+  private reason: Error | null = null;
+
+  constructor(readonly task: ClaimedTask) {}
+
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.reason && !this.controller.signal.aborted) this.controller.abort(this.reason);
+    return this.controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.reason !== null;
+  }
+
+  abort(reason: Error): void {
+    this.reason ??= reason;
+    this.controller?.abort(reason);
+  }
 }
 
 const UNEXPECTED_RETRY_MS = 1000;
@@ -42,6 +67,8 @@ const SETTLE_BATCH = 500;
 
 export class Consumer {
   private readonly running = new Map<string, Running>();
+  /** Tasks being processed (not those only waiting for their settlement): the slots in use. */
+  private busy = 0;
   private pending: { task: ClaimedTask; verdict: Verdict }[] = [];
   private flushing = false;
   private stopping = false;
@@ -53,6 +80,12 @@ export class Consumer {
 
   get inflight(): number {
     return this.running.size;
+  }
+
+  private get unfinished(): number {
+    let n = 0;
+    for (const r of this.running.values()) if (!r.finished && !r.released) n++;
+    return n;
   }
 
   start(): void {
@@ -71,7 +104,7 @@ export class Consumer {
     this.options.blocking.disconnect();
     await this.loop;
     const deadline = Date.now() + timeoutMs;
-    while (this.running.size > this.releasedCount() && Date.now() < deadline) {
+    while (this.unfinished > 0 && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
         this.capacityWaiter = resolve;
         setTimeout(resolve, Math.min(100, Math.max(0, deadline - Date.now())));
@@ -81,18 +114,12 @@ export class Consumer {
     if (this.extendTimer) clearInterval(this.extendTimer);
   }
 
-  private releasedCount(): number {
-    let n = 0;
-    for (const r of this.running.values()) if (r.released) n++;
-    return n;
-  }
-
   private async claimLoop(): Promise<void> {
     const { stage, concurrency, visibilityMs, log } = this.options;
     const maxBlockMs = this.options.maxBlockMs ?? 1000;
     let failures = 0;
     while (!this.stopping) {
-      const free = concurrency - this.running.size;
+      const free = concurrency - this.busy;
       if (free <= 0) {
         await new Promise<void>((resolve) => (this.capacityWaiter = resolve));
         continue;
@@ -125,16 +152,20 @@ export class Consumer {
   }
 
   private begin(task: ClaimedTask): void {
-    const entry: Running = { task, abort: new AbortController(), released: false };
+    const entry = new Running(task);
     this.running.set(task.id, entry);
+    this.busy++;
     Promise.resolve()
-      .then(() => this.options.handler(task, entry.abort.signal))
+      .then(() => this.options.handler(task, entry))
       .catch((err: unknown): Verdict => {
         this.options.log.error({ err, task: task.id }, 'handler threw; retrying the task');
         return { outcome: 'retry', delayMs: UNEXPECTED_RETRY_MS, fields: { error: String(err) } };
       })
       .then((verdict) => {
         if (entry.released) return;
+        entry.finished = true;
+        this.busy--;
+        this.capacityWaiter?.();
         this.pending.push({ task, verdict });
         if (!this.flushing) void this.flush();
       });
@@ -178,7 +209,7 @@ export class Consumer {
   }
 
   private async extendLeases(): Promise<void> {
-    const active = [...this.running.values()].filter((r) => !r.released && !r.abort.signal.aborted);
+    const active = [...this.running.values()].filter((r) => !r.released && !r.aborted);
     if (active.length === 0) return;
     try {
       const ok = await this.options.stage.extend(
@@ -187,7 +218,7 @@ export class Consumer {
       );
       active.forEach((r, i) => {
         // Still pending settlement is fine: the settle will simply be refused.
-        if (ok[i] === false && this.running.get(r.task.id) === r) r.abort.abort(new Error('lease lost'));
+        if (ok[i] === false && this.running.get(r.task.id) === r) r.abort(new Error('lease lost'));
       });
     } catch (err) {
       this.options.log.warn({ err: String(err) }, 'lease extension failed; will retry');
@@ -204,7 +235,8 @@ export class Consumer {
     if (left.length === 0) return;
     for (const r of left) {
       r.released = true;
-      r.abort.abort(new Error('shutting down'));
+      this.busy--;
+      r.abort(new Error('shutting down'));
     }
     try {
       await this.options.stage.settle(left.map((r) => ({ id: r.task.id, token: r.task.token, outcome: 'release' as const })));

@@ -57,11 +57,16 @@ export class Stage {
       visibilityMs,
       promoteLimit,
     ])) as unknown[];
-    const attemptsField = `${this.spec.fieldPrefix}attempts`;
+    const fp = this.spec.fieldPrefix;
+    const nowStr = String(reply[0]);
     const tasks: ClaimedTask[] = [];
-    for (let i = 3; i < reply.length; i++) {
-      const hash = hashFromFlat(reply[i]);
-      const token = hash[attemptsField] ?? '0';
+    for (let i = 3; i + 1 < reply.length; i += 2) {
+      const token = String(reply[i]);
+      const hash = hashFromFlat(reply[i + 1]);
+      // The script returns the hash as it was; apply what the claim changed.
+      hash[`${fp}attempts`] = token;
+      hash[`${fp}status`] = 'processing';
+      hash[`${fp}started_at`] = nowStr;
       tasks.push({ id: hash.id ?? '', token, attempt: Number(token), hash });
     }
     return {

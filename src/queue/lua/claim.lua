@@ -14,9 +14,9 @@
   ARGV[5]  visibility timeout ms (lease length)
   ARGV[6]  max delayed tasks to promote
 
-  Returns { now_ms, next_delayed_due_ms or '', count, hash_1, hash_2, ... }
-  where each hash is HGETALL's flat field/value array. The lease token is the stage's
-  attempts counter, which this script increments.
+  Returns { now_ms, next_delayed_due_ms or '', count, attempts_1, hash_1, attempts_2, hash_2, ... }
+  where each hash is HGETALL's flat field/value array as it was before the claim and
+  attempts is the stage's new attempts counter: the lease token.
 ]]
 local queue, processing, delayed, marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local taskPrefix, fp, baseField = ARGV[1], ARGV[2], ARGV[3]
@@ -41,23 +41,34 @@ end
 local out = { nowStr, '', 0 }
 local popped = redis.call('ZPOPMIN', queue, limit)
 local deadline = string.format('%d', now + visibility)
+local attemptsField, statusField, startedField = fp .. 'attempts', fp .. 'status', fp .. 'started_at'
 local leases = {}
 for i = 1, #popped, 2 do
   local id = popped[i]
   local key = taskPrefix .. id
+  local hash = redis.call('HGETALL', key)
   -- An id whose hash was deleted by hand is dropped rather than leased forever.
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('HINCRBY', key, fp .. 'attempts', 1)
-    redis.call('HSET', key, fp .. 'status', 'processing', fp .. 'started_at', nowStr)
+  if #hash > 0 then
+    local attempts = 0
+    for j = 1, #hash, 2 do
+      if hash[j] == attemptsField then
+        attempts = tonumber(hash[j + 1]) or 0
+        break
+      end
+    end
+    attempts = attempts + 1
+    redis.call('HSET', key, attemptsField, attempts, statusField, 'processing', startedField, nowStr)
     leases[#leases + 1] = deadline
     leases[#leases + 1] = id
-    out[#out + 1] = redis.call('HGETALL', key)
+    -- The hash as it was before this claim; the caller applies the three fields set above.
+    out[#out + 1] = attempts
+    out[#out + 1] = hash
   end
 end
 if #leases > 0 then
   redis.call('ZADD', processing, unpack(leases))
 end
-out[3] = #out - 3
+out[3] = (#out - 3) / 2
 
 -- More work is waiting: pass the wake-up on so another idle consumer claims it.
 if redis.call('ZCARD', queue) > 0 then

@@ -23,6 +23,10 @@
     release             as retry with no delay, and the attempt does not count
                         (graceful shutdown handing work back)
 
+  A lease is this token's while the stage status is 'processing' and the stage attempts
+  equal the token: every transition writes both together with the ZSET moves, and every
+  claim increments attempts. With only-if-expired the lease deadline must also have passed.
+
   Returns one entry per item: 1 = applied, 0 = refused (the lease is no longer this
   token's: reaped, settled already, or, with only-if-expired, extended meanwhile).
 ]]
@@ -36,28 +40,11 @@ local count = tonumber(ARGV[6])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nowStr = string.format('%d', now)
-
-local function originalScore(key)
-  local v = redis.call('HMGET', key, baseField, 'priority')
-  return string.format('%d', tonumber(v[1]) * (6 - tonumber(v[2])))
-end
-
-local function finish(key, id)
-  if forward and redis.call('HEXISTS', key, 'hook_url') == 1 then
-    local priority = tonumber(redis.call('HGET', key, 'priority'))
-    redis.call('HSET', key, 'webhook_status', 'queued', 'webhook_attempts', 0)
-    redis.call('ZADD', nextQueue, string.format('%d', now * (6 - priority)), id)
-    redis.call('ZADD', nextMarker, 0, '0')
-    return
-  end
-  -- A dead-lettered task stays inspectable and retryable for as long as it is dead.
-  if retention > 0 and redis.call('HGET', key, 'status') ~= 'dead' then
-    redis.call('EXPIRE', key, retention)
-  end
-end
+local attemptsField, statusField, finishedField, errorField = fp .. 'attempts', fp .. 'status', fp .. 'finished_at', fp .. 'error'
 
 local out = {}
-local wake = false
+local unleased = {}
+local wake, wakeNext = false, false
 local argi = 7
 for _ = 1, count do
   local id, token, outcome = ARGV[argi], ARGV[argi + 1], ARGV[argi + 2]
@@ -68,44 +55,61 @@ for _ = 1, count do
   argi = fieldsAt + nfields * 2
 
   local key = taskPrefix .. id
-  local leaseScore = redis.call('ZSCORE', processing, id)
+  -- attempts, stage status, hook_url, task status, priority, stage error, score base
+  local v = redis.call('HMGET', key, attemptsField, statusField, 'hook_url', 'status', 'priority', errorField, baseField)
   local ok = 0
-  if leaseScore and not (onlyIfExpired and tonumber(leaseScore) > now) then
-    if redis.call('EXISTS', key) == 0 then
-      redis.call('ZREM', processing, id)
-    elseif redis.call('HGET', key, fp .. 'attempts') == token then
+  if not v[2] then
+    -- The hash is gone (deleted by hand or expired): only the lease entry is left to drop.
+    unleased[#unleased + 1] = id
+  elseif v[2] == 'processing' and v[1] == token then
+    local leaseScore = onlyIfExpired and redis.call('ZSCORE', processing, id)
+    if not (onlyIfExpired and (not leaseScore or tonumber(leaseScore) > now)) then
       ok = 1
-      redis.call('ZREM', processing, id)
-      if nfields > 0 then
-        local kv = {}
-        for i = fieldsAt, fieldsAt + nfields * 2 - 1 do
-          kv[#kv + 1] = ARGV[i]
-        end
-        redis.call('HSET', key, unpack(kv))
+      unleased[#unleased + 1] = id
+      local kv = {}
+      for i = fieldsAt, fieldsAt + nfields * 2 - 1 do
+        kv[#kv + 1] = ARGV[i]
       end
 
-      if outcome == 'completed' or outcome == 'failed' then
-        redis.call('HSET', key, fp .. 'status', outcome, fp .. 'finished_at', nowStr)
-        if outcome == 'completed' then
-          -- The error of an earlier, retried attempt would read as this outcome's.
-          redis.call('HDEL', key, fp .. 'error')
+      if outcome == 'completed' or outcome == 'failed' or outcome == 'dead' then
+        kv[#kv + 1] = statusField; kv[#kv + 1] = outcome
+        kv[#kv + 1] = finishedField; kv[#kv + 1] = nowStr
+        local hooked = forward and v[3]
+        if hooked then
+          kv[#kv + 1] = 'webhook_status'; kv[#kv + 1] = 'queued'
+          kv[#kv + 1] = 'webhook_attempts'; kv[#kv + 1] = 0
         end
-        finish(key, id)
-      elseif outcome == 'dead' then
-        redis.call('HSET', key, fp .. 'status', 'dead', fp .. 'finished_at', nowStr)
-        redis.call('ZADD', dead, nowStr, id)
-        finish(key, id)
+        redis.call('HSET', key, unpack(kv))
+        -- The error of an earlier, retried attempt would read as this outcome's.
+        if outcome == 'completed' and v[6] then
+          redis.call('HDEL', key, errorField)
+        end
+        if outcome == 'dead' then
+          redis.call('ZADD', dead, nowStr, id)
+        end
+        if hooked then
+          redis.call('ZADD', nextQueue, string.format('%d', now * (6 - tonumber(v[5]))), id)
+          wakeNext = true
+        else
+          -- A dead-lettered task stays inspectable and retryable for as long as it is dead.
+          local taskStatus = fp == '' and outcome or v[4]
+          if retention > 0 and taskStatus ~= 'dead' then
+            redis.call('EXPIRE', key, retention)
+          end
+        end
       else
+        kv[#kv + 1] = statusField; kv[#kv + 1] = 'queued'
         if outcome == 'release' then
-          redis.call('HINCRBY', key, fp .. 'attempts', -1)
+          kv[#kv + 1] = attemptsField; kv[#kv + 1] = tonumber(token) - 1
         end
-        redis.call('HSET', key, fp .. 'status', 'queued')
         if outcome == 'retry' and delay > 0 then
           local dueAt = string.format('%d', now + delay)
+          kv[#kv + 1] = fp .. 'retry_at'; kv[#kv + 1] = dueAt
+          redis.call('HSET', key, unpack(kv))
           redis.call('ZADD', delayed, dueAt, id)
-          redis.call('HSET', key, fp .. 'retry_at', dueAt)
         else
-          redis.call('ZADD', queue, originalScore(key), id)
+          redis.call('HSET', key, unpack(kv))
+          redis.call('ZADD', queue, string.format('%d', tonumber(v[7]) * (6 - tonumber(v[5]))), id)
         end
         wake = true
       end
@@ -114,8 +118,14 @@ for _ = 1, count do
   out[#out + 1] = ok
 end
 
+for i = 1, #unleased, 1000 do
+  redis.call('ZREM', processing, unpack(unleased, i, math.min(i + 999, #unleased)))
+end
 -- Requeued work, or a new earliest retry time, must reach a consumer that is blocked.
 if wake then
   redis.call('ZADD', marker, 0, '0')
+end
+if wakeNext then
+  redis.call('ZADD', nextMarker, 0, '0')
 end
 return out
