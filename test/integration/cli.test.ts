@@ -1,0 +1,121 @@
+// The operator's tools as users run them: `pushline queue status`, check_redis_queue.sh,
+// `pushline queue dead/retry`, and `pushline start` bringing the whole stack up and down.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { queueKeys } from '../../src/queue/keys.ts';
+import { TaskQueue } from '../../src/queue/task-queue.ts';
+import { freePort, pingRedis } from '../../src/local/redis-server.ts';
+import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
+import { BIN, spawnPushline } from '../helpers/processes.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const run = promisify(execFile);
+const SCRIPT = fileURLToPath(new URL('../../scripts/check_redis_queue.sh', import.meta.url));
+
+let redis: TestRedis;
+let client: Redis;
+beforeAll(async () => {
+  redis = await startTestRedis();
+  client = redis.client();
+});
+afterAll(async () => redis.close());
+
+async function seeded() {
+  const prefix = uniquePrefix();
+  const keys = queueKeys({ keyPrefix: prefix });
+  const queue = new TaskQueue(client, keys, { retentionSeconds: 3600, idempotencyTtlSeconds: 60 });
+  const created = await queue.enqueue([1, 5, 3, 5, 2].map((priority) => ({ type: 'echo', priority })));
+  const env = { ...process.env, REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: prefix };
+  return { keys, queue, created, env };
+}
+
+describe('inspection', () => {
+  it('pushline queue status shows sizes, per-priority counts and the next tasks in pop order', async () => {
+    const { created, env } = await seeded();
+    const { stdout } = await run(process.execPath, [BIN, 'queue', 'status', '--next', '3'], { env, cwd: tmpdir() });
+    expect(stdout).toMatch(/uvr_tasks\s+5\s+0\s+0\s+0/);
+    expect(stdout).toMatch(/5 \(highest\)\s+2\s/);
+    expect(stdout).toMatch(/4 \(high\)\s+0\s/);
+    const next = stdout.split('Next 3 to run')[1]!;
+    const ids = [...next.matchAll(/^\s+\d\s+(\d{12})\s+(\d)/gm)].map((m) => [m[1], m[2]]);
+    expect(ids).toEqual([[created[1]!.id, '5'], [created[3]!.id, '5'], [created[2]!.id, '3']]);
+
+    const json = JSON.parse((await run(process.execPath, [BIN, 'queue', 'status', '--json'], { env, cwd: tmpdir() })).stdout);
+    expect(json.tasks.queued).toBe(5);
+    expect(json.next[0].id).toBe(created[1]!.id);
+  });
+
+  it('check_redis_queue.sh shows the same with redis-cli alone', async () => {
+    const { created, env } = await seeded();
+    const { stdout } = await run('bash', [SCRIPT, '2'], { env, cwd: tmpdir() });
+    expect(stdout).toContain('✅');
+    expect(stdout).toMatch(/uvr_tasks\s+5\s+queued/);
+    expect(stdout).toMatch(/priority 5: 2/);
+    expect(stdout).toMatch(/priority 4: 0/);
+    expect(stdout).toMatch(new RegExp(`1\\) ${created[1]!.id}\\s+priority=5\\s+type=echo`));
+    expect(stdout).toMatch(new RegExp(`2\\) ${created[3]!.id}\\s+priority=5`));
+  });
+
+  it('check_redis_queue.sh says clearly when Redis is unreachable', async () => {
+    const port = await freePort();
+    const err = await run('bash', [SCRIPT], { env: { ...process.env, REDIS_HOST: '127.0.0.1', REDIS_PORT: String(port) }, cwd: tmpdir() }).catch((e) => e);
+    expect(err.code).toBe(1);
+    expect(err.stderr).toContain(`cannot reach Redis at 127.0.0.1:${port}`);
+  });
+
+  it('pushline queue dead lists dead-lettered tasks and retry queues one again', async () => {
+    const { queue, keys, env } = await seeded();
+    const [task] = (await queue.tasks.claim(1, 10_000)).tasks;
+    await queue.tasks.settle([{ id: task!.id, token: task!.token, outcome: 'dead', fields: { error: 'gave up' } }]);
+    const listed = await run(process.execPath, [BIN, 'queue', 'dead'], { env, cwd: tmpdir() });
+    expect(listed.stdout).toContain(task!.id);
+    expect(listed.stdout).toContain('gave up');
+    const retried = await run(process.execPath, [BIN, 'queue', 'retry', task!.id], { env, cwd: tmpdir() });
+    expect(retried.stdout).toContain('queued again');
+    expect(await client.zscore(keys.tasks.queue, task!.id)).not.toBeNull();
+    const again = await run(process.execPath, [BIN, 'queue', 'retry', task!.id], { env, cwd: tmpdir() }).catch((e) => e);
+    expect(again.code).toBe(1);
+  });
+});
+
+describe('pushline start', () => {
+  it('runs Redis, logic and job; a task completes; Ctrl-C stops everything', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'pushline-start-'));
+    const port = await freePort();
+    const stack = spawnPushline(['start', '--port', String(port), '--data-dir', dataDir], {});
+    try {
+      await waitFor(() => stack.output().includes('pushline local stack'), 'the banner', 60_000, 100);
+      const out = stack.output();
+      expect(out).toContain(`http://localhost:${port}`);
+      expect(out).toContain('user admin, password password');
+      const redisPort = Number(/redis-cli -h 127\.0\.0\.1 -p (\d+)/.exec(out)![1]);
+      const auth = `Basic ${Buffer.from('admin:password').toString('base64')}`;
+      const res = await fetch(`http://127.0.0.1:${port}/generate`, {
+        method: 'POST',
+        headers: { authorization: auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'echo', payload: { ok: true }, priority: 5 }),
+      });
+      expect(res.status).toBe(202);
+      const { task_id } = (await res.json()) as { task_id: string };
+      const task = await waitFor(async () => {
+        const r = await fetch(`http://127.0.0.1:${port}/tasks/${task_id}`, { headers: { authorization: auth } });
+        const body = (await r.json()) as { status: string; result: unknown };
+        return body.status === 'completed' ? body : null;
+      }, 'task completed');
+      expect(task.result).toEqual({ ok: true });
+
+      stack.child.kill('SIGINT');
+      expect(await stack.exited).toBe(0);
+      expect(await pingRedis(redisPort)).toBe(false);
+    } finally {
+      stack.child.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
