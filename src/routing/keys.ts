@@ -1,0 +1,28 @@
+// Every routing key (DESIGN §3) is named here: comets write them, job reads them, and people
+// write them by hand with redis-cli (the seed's setup script), so the names are exact.
+
+export interface RoutingKeys {
+  readonly prefix: string;
+  readonly cometNodes: string;
+  roomConnections(roomId: string): string;
+  connectionInfo(connId: string): string;
+  userOnline(userId: string): string;
+  userConnections(userId: string): string;
+  cometConnections(cometId: string): string;
+  roomHistory(roomId: string): string;
+  userOffline(userId: string): string;
+}
+
+export function routingKeys(prefix = ''): RoutingKeys {
+  return {
+    prefix,
+    cometNodes: `${prefix}comet:nodes`,
+    roomConnections: (room) => `${prefix}room:connections:${room}`,
+    connectionInfo: (conn) => `${prefix}connection:info:${conn}`,
+    userOnline: (user) => `${prefix}user:online:${user}`,
+    userConnections: (user) => `${prefix}user:connections:${user}`,
+    cometConnections: (comet) => `${prefix}comet:connections:${comet}`,
+    roomHistory: (room) => `${prefix}room:history:${room}`,
+    userOffline: (user) => `${prefix}user:offline:${user}`,
+  };
+}

@@ -1,0 +1,76 @@
+// The job's side of routing: who is in a room, or which connections a user has, grouped by
+// the comet that holds them, so one gRPC call per comet node carries the message. Reads only
+// the routing keys, so data written by hand with redis-cli routes the same way.
+import type { Redis } from 'ioredis';
+import type { RoutingKeys } from './keys.ts';
+
+export interface Route {
+  /** The comet's gRPC address, e.g. localhost:50051. */
+  cometId: string;
+  connIds: string[];
+  userIds: string[];
+}
+
+export interface Routes {
+  /** Connections found in the room or user sets. */
+  total: number;
+  byComet: Route[];
+  /** Connection ids listed in a set whose info hash is gone: removed from the sets. */
+  stale: string[];
+}
+
+export class RoutingLookup {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RoutingKeys,
+  ) {}
+
+  async room(roomId: string): Promise<Routes> {
+    const connIds = await this.redis.smembers(this.keys.roomConnections(roomId));
+    const routes = await this.group(connIds);
+    if (routes.stale.length > 0) await this.redis.srem(this.keys.roomConnections(roomId), ...routes.stale);
+    return routes;
+  }
+
+  /**
+   * A user's connections: user:connections:{user}, plus user:online:{user} for data written
+   * the seed docs' way (which sets only that key).
+   */
+  async users(userIds: readonly string[]): Promise<Routes> {
+    const pipeline = this.redis.pipeline();
+    for (const user of userIds) {
+      pipeline.smembers(this.keys.userConnections(user));
+      pipeline.get(this.keys.userOnline(user));
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    const connIds = new Set<string>();
+    for (const [err, value] of replies) {
+      if (err) throw err;
+      if (Array.isArray(value)) value.forEach((c) => connIds.add(String(c)));
+      else if (typeof value === 'string') connIds.add(value);
+    }
+    return this.group([...connIds]);
+  }
+
+  private async group(connIds: readonly string[]): Promise<Routes> {
+    const pipeline = this.redis.pipeline();
+    for (const conn of connIds) pipeline.hmget(this.keys.connectionInfo(conn), 'comet_id', 'user_id');
+    const infos = connIds.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+    const byComet = new Map<string, Route>();
+    const stale: string[] = [];
+    connIds.forEach((conn, i) => {
+      const [err, value] = infos[i] ?? [null, null];
+      if (err) throw err;
+      const [cometId, userId] = (value ?? []) as (string | null)[];
+      if (!cometId) {
+        stale.push(conn);
+        return;
+      }
+      let route = byComet.get(cometId);
+      if (!route) byComet.set(cometId, (route = { cometId, connIds: [], userIds: [] }));
+      route.connIds.push(conn);
+      route.userIds.push(userId ?? '');
+    });
+    return { total: connIds.length, byComet: [...byComet.values()].sort((a, b) => a.cometId.localeCompare(b.cometId)), stale };
+  }
+}
