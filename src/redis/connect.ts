@@ -40,7 +40,10 @@ export function createRedis(target: RedisTarget, role: RedisRole, name = 'pushli
         { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 5000 }
       : // Workers keep their commands queued and resend them when Redis is back.
         { maxRetriesPerRequest: null }),
-    ...(role !== 'blocking' ? { enableAutoPipelining: true } : {}),
+    // Only logic's many small independent requests gain from it. ioredis keeps one auto-pipeline
+    // in flight per connection, so on a worker's connection the consumers' claim and settle
+    // calls would queue behind each other (measured: 35–43% fewer completed tasks/s).
+    ...(role === 'api' ? { enableAutoPipelining: true } : {}),
   };
   if (!target.url) {
     options.host = target.host;

@@ -90,7 +90,7 @@ describe('RoutingRegistry', () => {
     expect(await registry.purgeComet('localhost:50051')).toBe(1200);
     expect(await client.smembers(keys.roomConnections('room0'))).toEqual(['b1']);
     expect(await client.exists(keys.roomConnections('room1'), keys.cometConnections('localhost:50051'), keys.userOnline('u5'))).toBe(0);
-    expect(await client.zrange(keys.cometNodes, 0, -1)).toEqual(['localhost:50052']);
+    expect(await client.zrange(keys.cometNodes, '0', '-1')).toEqual(['localhost:50052']);
     expect(await registry.staleComets(60_000)).toEqual([]);
     expect(await registry.staleComets(-1)).toEqual(['localhost:50052']);
   });
