@@ -71,6 +71,19 @@ program
     stopOnSignals(() => handle.stop(), log, e.JOB_SHUTDOWN_TIMEOUT_MS + 10_000);
   });
 
+program
+  .command('comet')
+  .description('run a comet node: WebSocket gateway for clients, gRPC server for job')
+  .option('--ws-port <port>', 'WebSocket port (env COMET_WS_PORT, default 8082)', intOption('--ws-port', 0, 65535))
+  .option('--grpc-port <port>', 'gRPC port (env COMET_GRPC_PORT, default 50051)', intOption('--grpc-port', 0, 65535))
+  .action(async (opts: { wsPort?: number; grpcPort?: number }) => {
+    const { startComet } = await import('../comet/main.ts');
+    const e = env({ COMET_WS_PORT: opts.wsPort, COMET_GRPC_PORT: opts.grpcPort });
+    const log = logger(e, 'comet');
+    const handle = await startComet(e, log).catch(exitOnConfigError);
+    stopOnSignals(() => handle.stop(), log, 15_000);
+  });
+
 const queueCommand = program.command('queue').description('inspect and manage the task queue');
 
 async function withQueue<T>(fn: (queue: TaskQueue, target: string) => Promise<T>): Promise<T> {

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { parse as parseDotenv } from 'dotenv';
 import { readFileSync } from 'node:fs';
-import { envSchema, type Env, DEV_API_PASSWORD, DEV_API_USERNAME, DEV_WEBHOOK_SECRET } from './schema.ts';
+import { envSchema, type Env, DEV_API_PASSWORD, DEV_API_USERNAME, DEV_AUTH_SECRET, DEV_WEBHOOK_SECRET } from './schema.ts';
 
 export type ParseResult = { ok: true; env: Env } | { ok: false; errors: string[] };
 
@@ -81,4 +81,11 @@ export function webhookSecret(env: Env): string {
   throw new ConfigError([
     'WEBHOOK_SECRET is required to sign webhooks (or set PUSHLINE_DEV=true to use a dev secret)',
   ]);
+}
+
+/** Signs and verifies connection tokens; logic and every comet must share it. */
+export function authSecret(env: Env): string {
+  if (env.AUTH_SECRET) return env.AUTH_SECRET;
+  if (env.PUSHLINE_DEV) return DEV_AUTH_SECRET;
+  throw new ConfigError(['AUTH_SECRET is required to sign connection tokens (or set PUSHLINE_DEV=true to use a dev secret)']);
 }

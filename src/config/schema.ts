@@ -67,6 +67,21 @@ export const envSchema = z.object({
   TASK_RETENTION_SECONDS: int(0, 365 * 86400).default(7 * 86400),
   REAPER_INTERVAL_MS: int(100, 3_600_000).default(5000),
 
+  AUTH_SECRET: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
+  TOKEN_TTL_SECONDS: int(10, 30 * 86400).default(3600),
+
+  COMET_HOST: z.string().trim().min(1).default('0.0.0.0'),
+  COMET_WS_PORT: int(0, 65535).default(8082),
+  COMET_GRPC_PORT: int(0, 65535).default(50051),
+  /** The gRPC address job dials, stored as comet_id in routing keys; default localhost:<grpc port>. */
+  COMET_ID: z.string().trim().regex(/^[A-Za-z0-9_.\-\[\]]+:\d+$/, { message: 'must be host:port (the gRPC address job dials)' }).optional(),
+  COMET_HEARTBEAT_MS: int(100, 60_000).default(5000),
+  COMET_DEAD_AFTER_MS: int(500, 600_000).default(15_000),
+  COMET_BATCH_MS: int(0, 1000).default(2),
+  COMET_MAX_BUFFER_BYTES: int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
+  WS_MAX_FRAME_BYTES: int(128, 16 * 1024 * 1024).default(64 * 1024),
+  USER_ONLINE_TTL_SECONDS: int(10, 86_400).default(300),
+
   WEBHOOK_SECRET: z.string().optional(),
   WEBHOOK_ALLOW_PRIVATE: bool.default(false),
   WEBHOOK_TIMEOUT_MS: int(100, 300_000).default(10_000),
@@ -82,3 +97,4 @@ export type Env = z.infer<typeof envSchema>;
 export const DEV_API_USERNAME = 'admin';
 export const DEV_API_PASSWORD = 'password';
 export const DEV_WEBHOOK_SECRET = 'pushline-dev-webhook-secret';
+export const DEV_AUTH_SECRET = 'pushline-dev-auth-secret-not-for-production';

@@ -1,0 +1,81 @@
+// The comet's gRPC server (proto/comet.proto), called by job: one call per comet node per
+// message. Types come from the proto file, loaded at start-up; server reflection is on so
+// grpcurl works without the proto. Bad requests get INVALID_ARGUMENT naming the field.
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import type { Logger } from '../util/log.ts';
+import { serverMessageFrame } from './frames.ts';
+import type { Hub } from './hub.ts';
+
+export const COMET_PROTO = fileURLToPath(new URL('../../proto/comet.proto', import.meta.url));
+
+export interface ProtoMsg {
+  ver?: number;
+  op?: number;
+  seq?: number;
+  body?: Buffer;
+}
+
+export function loadCometDefinition(): PackageDefinition {
+  return loadSync(COMET_PROTO, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
+}
+
+type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
+
+function invalid(callback: grpc.sendUnaryData<never>, message: string): void {
+  callback({ code: grpc.status.INVALID_ARGUMENT, details: message } as grpc.ServiceError, null);
+}
+
+/** The frame clients get, or an error text naming what is wrong with the Proto. */
+function frameOf(proto: ProtoMsg | null | undefined): string | { error: string } {
+  if (!proto) return { error: 'proto is required' };
+  if (!proto.body || proto.body.length === 0) return { error: 'proto.body is required' };
+  return serverMessageFrame(proto.body);
+}
+
+export function createCometGrpcServer(hub: Hub, log: Logger): grpc.Server {
+  const definition = loadCometDefinition();
+  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
+    ChatRoom: { Comet: { Comet: grpc.ServiceClientConstructor } };
+  };
+  const server = new grpc.Server();
+
+  const BroadcastRoom: Unary<{ roomId: string; proto: ProtoMsg | null }, { delivered: number }> = (call, callback) => {
+    const { roomId, proto } = call.request;
+    if (!roomId) return invalid(callback, 'roomId is required');
+    const frame = frameOf(proto);
+    if (typeof frame !== 'string') return invalid(callback, frame.error);
+    callback(null, { delivered: hub.publishRoom(roomId, frame) });
+  };
+
+  const PushMsg: Unary<{ keys: string[]; proto: ProtoMsg | null }, { delivered: number; missing: string[] }> = (call, callback) => {
+    const { keys, proto } = call.request;
+    if (!keys || keys.length === 0) return invalid(callback, 'keys must list at least one connection id');
+    const frame = frameOf(proto);
+    if (typeof frame !== 'string') return invalid(callback, frame.error);
+    callback(null, hub.pushTo(keys, frame));
+  };
+
+  const Broadcast: Unary<{ proto: ProtoMsg | null; speed: number }, { delivered: number }> = (call, callback) => {
+    const frame = frameOf(call.request.proto);
+    if (typeof frame !== 'string') return invalid(callback, frame.error);
+    callback(null, { delivered: hub.broadcast(frame) });
+  };
+
+  const Rooms: Unary<Record<string, never>, { rooms: Record<string, boolean> }> = (_call, callback) => {
+    callback(null, { rooms: Object.fromEntries([...hub.rooms.keys()].map((r) => [r, true])) });
+  };
+
+  server.addService(pkg.ChatRoom.Comet.Comet.service, { BroadcastRoom, PushMsg, Broadcast, Rooms });
+  new ReflectionService(definition).addToServer(server);
+  log.debug('gRPC service ChatRoom.Comet.Comet registered with reflection');
+  return server;
+}
+
+export function bindGrpc(server: grpc.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+  });
+}

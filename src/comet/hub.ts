@@ -1,0 +1,105 @@
+// The comet's in-memory view of its sockets: by connection, room and user. Room messages
+// arriving within COMET_BATCH_MS are joined into one frame, encoded once, and written to every
+// local socket of the room. A socket whose send buffer passes the limit is closed with 4008
+// and counted: never an unbounded queue, never a silent drop.
+import type { WebSocket } from 'ws';
+import { batchFrame, CLOSE } from './frames.ts';
+
+export interface Conn {
+  id: string;
+  userId: string;
+  roomId: string;
+  ws: WebSocket;
+}
+
+export interface HubOptions {
+  batchMs: number;
+  maxBufferBytes: number;
+  onSlowConsumer?: (conn: Conn) => void;
+}
+
+export class Hub {
+  readonly conns = new Map<string, Conn>();
+  readonly rooms = new Map<string, Set<Conn>>();
+  private readonly pending = new Map<string, string[]>();
+  slowConsumerCloses = 0;
+
+  constructor(private readonly options: HubOptions) {}
+
+  add(conn: Conn): void {
+    this.conns.set(conn.id, conn);
+    let room = this.rooms.get(conn.roomId);
+    if (!room) this.rooms.set(conn.roomId, (room = new Set()));
+    room.add(conn);
+  }
+
+  remove(conn: Conn): void {
+    this.conns.delete(conn.id);
+    const room = this.rooms.get(conn.roomId);
+    room?.delete(conn);
+    if (room && room.size === 0) this.rooms.delete(conn.roomId);
+  }
+
+  /** Queue a frame for a room; returns how many local sockets it will reach. */
+  publishRoom(roomId: string, frame: string): number {
+    const room = this.rooms.get(roomId);
+    if (!room || room.size === 0) return 0;
+    if (this.options.batchMs <= 0) {
+      this.write(room, frame);
+      return room.size;
+    }
+    const queued = this.pending.get(roomId);
+    if (queued) {
+      queued.push(frame);
+    } else {
+      this.pending.set(roomId, [frame]);
+      setTimeout(() => this.flushRoom(roomId), this.options.batchMs);
+    }
+    return room.size;
+  }
+
+  pushTo(connIds: readonly string[], frame: string): { delivered: number; missing: string[] } {
+    const targets = new Set<Conn>();
+    const missing: string[] = [];
+    for (const id of connIds) {
+      const conn = this.conns.get(id);
+      if (conn) targets.add(conn);
+      else missing.push(id);
+    }
+    this.write(targets, frame);
+    return { delivered: targets.size, missing };
+  }
+
+  broadcast(frame: string): number {
+    this.write(this.conns.values(), frame);
+    return this.conns.size;
+  }
+
+  /** Send everything still waiting in batch windows (before shutdown). */
+  flushAll(): void {
+    for (const roomId of [...this.pending.keys()]) this.flushRoom(roomId);
+  }
+
+  private flushRoom(roomId: string): void {
+    const frames = this.pending.get(roomId);
+    this.pending.delete(roomId);
+    const room = this.rooms.get(roomId);
+    if (frames && room) this.write(room, batchFrame(frames));
+  }
+
+  private write(conns: Iterable<Conn>, frame: string): void {
+    // One Buffer for all sockets: the text is encoded once, not once per socket.
+    const data = Buffer.from(frame, 'utf8');
+    for (const conn of conns) {
+      const ws = conn.ws;
+      if (ws.readyState !== ws.OPEN) continue;
+      if (ws.bufferedAmount + data.length > this.options.maxBufferBytes) {
+        this.slowConsumerCloses++;
+        this.options.onSlowConsumer?.(conn);
+        ws.close(CLOSE.slowConsumer, `slow consumer: more than ${this.options.maxBufferBytes} bytes waiting to be sent`);
+        continue;
+      }
+      ws.send(data, { binary: false });
+    }
+  }
+}

@@ -1,0 +1,83 @@
+// Composition root of `pushline comet`: config → Redis → clean up the previous run's routing
+// → hub → WebSocket server → gRPC server → heartbeat; on stop, the reverse order.
+import type { AddressInfo } from 'node:net';
+import type { Env } from '../config/schema.ts';
+import { authSecret } from '../config/load.ts';
+import { createRedis, describeTarget, redisTarget } from '../redis/connect.ts';
+import { routingKeys } from '../routing/keys.ts';
+import { RoutingRegistry } from '../routing/registry.ts';
+import type { Logger } from '../util/log.ts';
+import { bindGrpc, createCometGrpcServer } from './grpc-server.ts';
+import { Hub } from './hub.ts';
+import { createWsServer } from './ws-server.ts';
+
+export interface CometHandle {
+  cometId: string;
+  wsPort: number;
+  grpcPort: number;
+  hub: Hub;
+  stop(): Promise<void>;
+}
+
+export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
+  const secret = authSecret(env);
+  const target = redisTarget(env);
+  const redis = createRedis(target, 'command', 'pushline-comet');
+  await redis.connect();
+  log.info(`Connected to Redis: ${describeTarget(target)}`);
+  const keys = routingKeys(env.REDIS_KEY_PREFIX);
+  const registry = new RoutingRegistry(redis, keys, env.USER_ONLINE_TTL_SECONDS);
+
+  const hub = new Hub({
+    batchMs: env.COMET_BATCH_MS,
+    maxBufferBytes: env.COMET_MAX_BUFFER_BYTES,
+    onSlowConsumer: (conn) => log.warn({ conn: conn.id, user: conn.userId }, 'closing a slow consumer'),
+  });
+  const grpcServer = createCometGrpcServer(hub, log);
+  const grpcPort = await bindGrpc(grpcServer, env.COMET_HOST, env.COMET_GRPC_PORT);
+  const cometId = env.COMET_ID ?? `localhost:${grpcPort}`;
+
+  // A restarted comet first removes whatever its previous run left in the routing keys.
+  const stale = await registry.purgeComet(cometId);
+  if (stale > 0) log.info({ stale }, `removed ${stale} connections left by a previous run of ${cometId}`);
+
+  const ws = createWsServer({ cometId, authSecret: secret, hub, registry, maxFrameBytes: env.WS_MAX_FRAME_BYTES, log });
+  await new Promise<void>((resolve) => ws.server.listen(env.COMET_WS_PORT, env.COMET_HOST, resolve));
+  const wsPort = (ws.server.address() as AddressInfo).port;
+
+  const beat = async () => {
+    try {
+      await registry.heartbeatComet(cometId);
+      // Any comet may clean up after a peer that stopped heartbeating (crashed, SIGKILLed).
+      for (const dead of await registry.staleComets(env.COMET_DEAD_AFTER_MS)) {
+        if (dead === cometId) continue;
+        const removed = await registry.purgeComet(dead);
+        log.warn({ comet: dead, removed }, `comet ${dead} stopped heartbeating: removed its routing`);
+      }
+    } catch (err) {
+      log.warn({ err: String(err) }, 'heartbeat failed');
+    }
+  };
+  await beat();
+  const heartbeat = setInterval(() => void beat(), env.COMET_HEARTBEAT_MS);
+  heartbeat.unref();
+  log.info({ cometId, wsPort, grpcPort }, `comet ${cometId} serving WebSocket on :${wsPort} and gRPC on :${grpcPort}`);
+
+  return {
+    cometId,
+    wsPort,
+    grpcPort,
+    hub,
+    async stop() {
+      clearInterval(heartbeat);
+      await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      await ws.closeAll();
+      ws.wss.close();
+      await new Promise<void>((resolve) => ws.server.close(() => resolve()));
+      await redis.zrem(keys.cometNodes, cometId).catch(() => {});
+      await registry.purgeComet(cometId).catch(() => {});
+      redis.disconnect();
+      log.info(`comet ${cometId} stopped`);
+    },
+  };
+}
