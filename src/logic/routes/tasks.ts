@@ -29,7 +29,8 @@ function toNewTask(body: GenerateBody, priority: number, requestId: string): New
   if (body.audio) fields.audio = body.audio;
   if (body.user_id) fields.user_id = body.user_id;
   if (body.room_id) fields.room_id = body.room_id;
-  const payload = body.payload !== undefined ? body.payload : body.audio ? { audio: body.audio } : undefined;
+  // The audio URL is its own field; repeating it in payload would cost every waiting task its length again.
+  const payload = body.payload;
   return {
     type,
     priority,
