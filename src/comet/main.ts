@@ -45,9 +45,11 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
   await new Promise<void>((resolve) => ws.server.listen(env.COMET_WS_PORT, env.COMET_HOST, resolve));
   const wsPort = (ws.server.address() as AddressInfo).port;
 
+  const wsUrl = env.COMET_PUBLIC_URL ?? `ws://localhost:${wsPort}`;
+  const infoTtl = Math.ceil((env.COMET_DEAD_AFTER_MS * 2) / 1000);
   const beat = async () => {
     try {
-      await registry.heartbeatComet(cometId);
+      await registry.heartbeatComet(cometId, { wsUrl, connections: hub.conns.size, ttlSeconds: infoTtl });
       // Any comet may clean up after a peer that stopped heartbeating (crashed, SIGKILLed).
       for (const dead of await registry.staleComets(env.COMET_DEAD_AFTER_MS)) {
         if (dead === cometId) continue;

@@ -75,12 +75,15 @@ export const envSchema = z.object({
   COMET_GRPC_PORT: int(0, 65535).default(50051),
   /** The gRPC address job dials, stored as comet_id in routing keys; default localhost:<grpc port>. */
   COMET_ID: z.string().trim().regex(/^[A-Za-z0-9_.\-\[\]]+:\d+$/, { message: 'must be host:port (the gRPC address job dials)' }).optional(),
+  /** The address clients use to reach this comet (handed out by /logic/token); default ws://localhost:<ws port>. */
+  COMET_PUBLIC_URL: z.string().trim().regex(/^wss?:\/\//, { message: 'must start with ws:// or wss://' }).optional(),
   COMET_HEARTBEAT_MS: int(100, 60_000).default(5000),
   COMET_DEAD_AFTER_MS: int(500, 600_000).default(15_000),
   COMET_BATCH_MS: int(0, 1000).default(2),
   COMET_MAX_BUFFER_BYTES: int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
   WS_MAX_FRAME_BYTES: int(128, 16 * 1024 * 1024).default(64 * 1024),
   USER_ONLINE_TTL_SECONDS: int(10, 86_400).default(300),
+  PUSH_RPC_TIMEOUT_MS: int(50, 60_000).default(3000),
 
   WEBHOOK_SECRET: z.string().optional(),
   WEBHOOK_ALLOW_PRIVATE: bool.default(false),

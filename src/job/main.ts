@@ -8,6 +8,9 @@ import { createGuardedAgent } from '../net/ssrf.ts';
 import type { Logger } from '../util/log.ts';
 import { ProcessorRegistry, type Processor } from './processor.ts';
 import { echoProcessor } from './processors/echo.ts';
+import { createPushProcessor } from './processors/push.ts';
+import { CometClients } from './comet-clients.ts';
+import { routingKeys } from '../routing/keys.ts';
 import { JobRunner } from './runner.ts';
 
 export interface JobHandle {
@@ -15,11 +18,7 @@ export interface JobHandle {
   stop(): Promise<void>;
 }
 
-export function defaultProcessors(): Processor[] {
-  return [echoProcessor];
-}
-
-export async function startJob(env: Env, log: Logger, processors: Processor[] = defaultProcessors()): Promise<JobHandle> {
+export async function startJob(env: Env, log: Logger, extraProcessors: Processor[] = []): Promise<JobHandle> {
   const secret = webhookSecret(env);
   const target = redisTarget(env);
   const command = createRedis(target, 'command', 'pushline-job');
@@ -29,6 +28,12 @@ export async function startJob(env: Env, log: Logger, processors: Processor[] = 
   const keys = keysFromEnv(env);
   const queue = new TaskQueue(command, keys, queueOptionsFromEnv(env));
   const dispatcher = createGuardedAgent({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE });
+  const comets = new CometClients(env.PUSH_RPC_TIMEOUT_MS);
+  const processors: Processor[] = [
+    echoProcessor,
+    createPushProcessor({ redis: command, keys: routingKeys(env.REDIS_KEY_PREFIX), clients: comets, deadAfterMs: env.COMET_DEAD_AFTER_MS }),
+    ...extraProcessors,
+  ];
   const runner = new JobRunner({
     queue,
     blockingConnection: (name) => createRedis(target, 'blocking', `pushline-job-${name}`),
@@ -54,6 +59,7 @@ export async function startJob(env: Env, log: Logger, processors: Processor[] = 
     async stop() {
       await runner.stop();
       await dispatcher.close().catch(() => {});
+      comets.close();
       await command.quit().catch(() => command.disconnect());
     },
   };

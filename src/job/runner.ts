@@ -42,9 +42,10 @@ export class JobRunner {
 
   async start(): Promise<void> {
     const o = this.options;
-    const taskHandler = createTaskHandler(o.registry, o.taskPolicy, o.log);
     for (let i = 0; i < o.consumers; i++) {
       const log = o.log.child({ consumer: i });
+      // One handler per consumer, so every task log line says which consumer ran it.
+      const taskHandler = createTaskHandler(o.registry, o.taskPolicy, log);
       this.consumers.push(
         await this.startConsumer(`consumer-${i}`, {
           index: i,

@@ -10,6 +10,9 @@ import { registerBasicAuth } from './auth.ts';
 import { ApiError, type FieldError } from './errors.ts';
 import { healthRoutes } from './routes/health.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { pushRoutes } from './routes/push.ts';
+import { RoutingRegistry } from '../routing/registry.ts';
+import { routingKeys } from '../routing/keys.ts';
 
 export interface LogicDeps {
   queue: TaskQueue;
@@ -19,6 +22,10 @@ export interface LogicDeps {
   bodyLimit: number;
   taskTypes: readonly string[];
   log: Logger;
+  /** Signs connection tokens; null disables /logic/token with a clear 503. */
+  authSecret?: string | null;
+  tokenTtlSeconds?: number;
+  cometAliveMs?: number;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -89,5 +96,13 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   await registerBasicAuth(app, deps.credentials);
   await app.register(healthRoutes, { queue: deps.queue, redis: deps.redis });
   await app.register(taskRoutes, { queue: deps.queue, defaultPriority: deps.defaultPriority, taskTypes: deps.taskTypes });
+  await app.register(pushRoutes, {
+    queue: deps.queue,
+    registry: new RoutingRegistry(deps.redis, routingKeys(deps.queue.keys.prefix), 300),
+    defaultPriority: deps.defaultPriority,
+    authSecret: deps.authSecret ?? null,
+    tokenTtlSeconds: deps.tokenTtlSeconds ?? 3600,
+    cometAliveMs: deps.cometAliveMs ?? 15_000,
+  });
   return app;
 }

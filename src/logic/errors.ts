@@ -11,6 +11,7 @@ export const API_ERRORS = {
   idempotency_key_reused: 422,
   internal: 500,
   queue_unavailable: 503,
+  service_unavailable: 503,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

@@ -1,7 +1,7 @@
 // Composition root of `pushline logic`: config → logger → Redis → queue → app → listen.
 import type { FastifyInstance } from 'fastify';
 import type { Env } from '../config/schema.ts';
-import { apiCredentials } from '../config/load.ts';
+import { apiCredentials, authSecret } from '../config/load.ts';
 import { createRedis, describeTarget, redisTarget } from '../redis/connect.ts';
 import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
 import { TaskQueue } from '../queue/task-queue.ts';
@@ -41,7 +41,11 @@ export async function startLogic(env: Env, log: Logger, listen: { host?: string;
     bodyLimit: env.BODY_LIMIT_BYTES,
     taskTypes: LOGIC_TASK_TYPES,
     log,
+    authSecret: env.AUTH_SECRET || env.PUSHLINE_DEV ? authSecret(env) : null,
+    tokenTtlSeconds: env.TOKEN_TTL_SECONDS,
+    cometAliveMs: env.COMET_DEAD_AFTER_MS,
   });
+  if (!env.AUTH_SECRET && !env.PUSHLINE_DEV) log.warn('AUTH_SECRET is not set: POST /logic/token answers 503 until it is');
   const url = await app.listen({ host: listen.host ?? env.LOGIC_HOST, port: listen.port ?? env.LOGIC_PORT });
   log.info(`logic listening on ${url}`);
   return {

@@ -9,6 +9,8 @@ export interface RoutingKeys {
   userOnline(userId: string): string;
   userConnections(userId: string): string;
   cometConnections(cometId: string): string;
+  /** HASH ws_url, connections: how clients reach a comet and how loaded it is (for /logic/token). */
+  cometInfo(cometId: string): string;
   roomHistory(roomId: string): string;
   userOffline(userId: string): string;
 }
@@ -22,6 +24,7 @@ export function routingKeys(prefix = ''): RoutingKeys {
     userOnline: (user) => `${prefix}user:online:${user}`,
     userConnections: (user) => `${prefix}user:connections:${user}`,
     cometConnections: (comet) => `${prefix}comet:connections:${comet}`,
+    cometInfo: (comet) => `${prefix}comet:info:${comet}`,
     roomHistory: (room) => `${prefix}room:history:${room}`,
     userOffline: (user) => `${prefix}user:offline:${user}`,
   };

@@ -66,12 +66,31 @@ export class RoutingRegistry {
       removed += await this.disconnect(batch);
       await this.redis.srem(setKey, ...batch);
     }
-    await this.redis.zrem(this.keys.cometNodes, cometId);
+    await this.redis.multi().zrem(this.keys.cometNodes, cometId).del(this.keys.cometInfo(cometId)).exec();
     return removed;
   }
 
-  async heartbeatComet(cometId: string): Promise<void> {
-    await this.redis.zadd(this.keys.cometNodes, Date.now(), cometId);
+  async heartbeatComet(cometId: string, info?: { wsUrl: string; connections: number; ttlSeconds: number }): Promise<void> {
+    const multi = this.redis.multi().zadd(this.keys.cometNodes, Date.now(), cometId);
+    if (info) {
+      const key = this.keys.cometInfo(cometId);
+      multi.hset(key, 'ws_url', info.wsUrl, 'connections', info.connections).expire(key, info.ttlSeconds);
+    }
+    await multi.exec();
+  }
+
+  /** Live comets (heartbeat within `aliveMs`), least loaded first. */
+  async liveComets(aliveMs: number, nowMs = Date.now()): Promise<{ cometId: string; wsUrl: string | null; connections: number }[]> {
+    const ids = await this.redis.zrangebyscore(this.keys.cometNodes, String(nowMs - aliveMs), '+inf');
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.keys.cometInfo(id), 'ws_url', 'connections');
+    const infos = ids.length ? ((await pipeline.exec()) ?? []) : [];
+    return ids
+      .map((cometId, i) => {
+        const [wsUrl, connections] = (infos[i]?.[1] ?? []) as (string | null)[];
+        return { cometId, wsUrl: wsUrl ?? null, connections: Number(connections ?? 0) };
+      })
+      .sort((a, b) => a.connections - b.connections);
   }
 
   /** Comets whose last heartbeat is older than `staleMs`. */

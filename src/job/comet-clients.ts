@@ -1,0 +1,53 @@
+// One reused gRPC channel per comet node, created on first use and kept for the process's
+// life, with a deadline on every call (a hung comet must not hold a consumer slot).
+import * as grpc from '@grpc/grpc-js';
+import { loadCometDefinition, type ProtoMsg } from '../comet/grpc-server.ts';
+
+type Callback<T> = (err: grpc.ServiceError | null, res?: T) => void;
+interface CometStub extends grpc.Client {
+  BroadcastRoom(req: { roomId: string; proto: ProtoMsg }, opts: grpc.CallOptions, cb: Callback<{ delivered: number }>): void;
+  PushMsg(req: { keys: string[]; proto: ProtoMsg; protoOp: number }, opts: grpc.CallOptions, cb: Callback<{ delivered: number; missing: string[] }>): void;
+  Broadcast(req: { proto: ProtoMsg; protoOp: number; speed: number }, opts: grpc.CallOptions, cb: Callback<{ delivered: number }>): void;
+}
+
+export class CometClients {
+  private readonly stubs = new Map<string, CometStub>();
+  private readonly Ctor: grpc.ServiceClientConstructor;
+
+  constructor(private readonly deadlineMs: number) {
+    const pkg = grpc.loadPackageDefinition(loadCometDefinition()) as unknown as { ChatRoom: { Comet: { Comet: grpc.ServiceClientConstructor } } };
+    this.Ctor = pkg.ChatRoom.Comet.Comet;
+  }
+
+  private stub(cometId: string): CometStub {
+    let stub = this.stubs.get(cometId);
+    if (!stub) {
+      stub = new this.Ctor(cometId, grpc.credentials.createInsecure()) as unknown as CometStub;
+      this.stubs.set(cometId, stub);
+    }
+    return stub;
+  }
+
+  private call<T>(cometId: string, run: (stub: CometStub, opts: grpc.CallOptions, cb: Callback<T>) => void): Promise<T> {
+    return new Promise((resolve, reject) => {
+      run(this.stub(cometId), { deadline: Date.now() + this.deadlineMs }, (err, res) => (err ? reject(err) : resolve(res as T)));
+    });
+  }
+
+  broadcastRoom(cometId: string, roomId: string, proto: ProtoMsg) {
+    return this.call<{ delivered: number }>(cometId, (s, o, cb) => s.BroadcastRoom({ roomId, proto }, o, cb));
+  }
+
+  pushMsg(cometId: string, keys: string[], proto: ProtoMsg) {
+    return this.call<{ delivered: number; missing: string[] }>(cometId, (s, o, cb) => s.PushMsg({ keys, proto, protoOp: proto.op ?? 4 }, o, cb));
+  }
+
+  broadcast(cometId: string, proto: ProtoMsg) {
+    return this.call<{ delivered: number }>(cometId, (s, o, cb) => s.Broadcast({ proto, protoOp: proto.op ?? 4, speed: 0 }, o, cb));
+  }
+
+  close(): void {
+    for (const stub of this.stubs.values()) stub.close();
+    this.stubs.clear();
+  }
+}

@@ -1,0 +1,124 @@
+// `push`: deliver a message through the comets. ROOM: the room's connections grouped by comet,
+// one BroadcastRoom per comet node, all nodes concurrently. PUSH: the users' connections, one
+// PushMsg with the keys per node. BROADCAST: every live comet. A failed node is retried with
+// backoff without resending to nodes that succeeded; the result records every node's outcome.
+// Log lines follow the seed docs ("Room video_123 has 4 connections", ...).
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import type { RoutingKeys } from '../../routing/keys.ts';
+import { RoutingLookup, type Route } from '../../routing/lookup.ts';
+import { PermanentError, type Processor, type TaskContext } from '../processor.ts';
+import type { CometClients } from '../comet-clients.ts';
+
+export const OP_MESSAGE = 4;
+
+export interface PushPayload {
+  mode: 'room' | 'users' | 'broadcast';
+  roomId?: string;
+  userIds?: string[];
+  /** What clients receive as the serverMessages payload (an id is added). */
+  message: Record<string, unknown>;
+}
+
+export interface NodeOutcome {
+  comet: string;
+  connections: number;
+  delivered: number;
+  attempts: number;
+  ok: boolean;
+  error?: string;
+}
+
+export interface PushOptions {
+  redis: Redis;
+  keys: RoutingKeys;
+  clients: CometClients;
+  /** Attempts per comet node within one task run. */
+  nodeAttempts?: number;
+  nodeBackoffMs?: number;
+  /** A comet silent this long counts as dead: its routing is skipped. */
+  deadAfterMs: number;
+}
+
+function parsePayload(payload: unknown): PushPayload {
+  const p = payload as Partial<PushPayload> | null;
+  if (!p || typeof p !== 'object') throw new PermanentError('push payload must be an object');
+  if (!p.message || typeof p.message !== 'object') throw new PermanentError('push payload.message must be an object');
+  if (p.mode === 'room' && typeof p.roomId === 'string' && p.roomId) return p as PushPayload;
+  if (p.mode === 'users' && Array.isArray(p.userIds) && p.userIds.length > 0) return p as PushPayload;
+  if (p.mode === 'broadcast') return p as PushPayload;
+  throw new PermanentError('push payload needs mode "room" with roomId, "users" with userIds, or "broadcast"');
+}
+
+export function createPushProcessor(options: PushOptions): Processor {
+  const lookup = new RoutingLookup(options.redis, options.keys);
+  const attempts = options.nodeAttempts ?? 3;
+  const backoff = options.nodeBackoffMs ?? 100;
+
+  async function liveComets(): Promise<Set<string>> {
+    const ids = await options.redis.zrangebyscore(options.keys.cometNodes, String(Date.now() - options.deadAfterMs), '+inf');
+    return new Set(ids);
+  }
+
+  async function send(ctx: TaskContext, route: Route, run: () => Promise<{ delivered: number }>): Promise<NodeOutcome> {
+    const outcome: NodeOutcome = { comet: route.cometId, connections: route.connIds.length, delivered: 0, attempts: 0, ok: false };
+    const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
+    for (let i = 1; i <= attempts; i++) {
+      outcome.attempts = i;
+      ctx.log.info(`${prefix} Broadcasting to Comet ${route.cometId} for ${route.connIds.length} connections`);
+      try {
+        outcome.delivered = (await run()).delivered;
+        outcome.ok = true;
+        delete outcome.error;
+        ctx.log.info(`${prefix} Successfully sent to ${route.cometId}`);
+        return outcome;
+      } catch (err) {
+        outcome.error = (err as Error).message;
+        ctx.log.warn(`${prefix} RPC failed to ${route.cometId}: ${outcome.error}`);
+        if (i < attempts) await delay(backoff * 2 ** (i - 1), undefined, { signal: ctx.signal }).catch(() => {});
+      }
+    }
+    ctx.log.warn(`${prefix} Failed to send to ${route.cometId}`);
+    return outcome;
+  }
+
+  return {
+    type: 'push',
+    async process(ctx) {
+      const push = parsePayload(ctx.payload);
+      const body = Buffer.from(JSON.stringify({ id: ctx.id, ...push.message }));
+      const proto = { ver: 1, op: OP_MESSAGE, seq: 0, body };
+      let routes: Route[];
+      let total: number;
+      if (push.mode === 'broadcast') {
+        const comets = [...(await liveComets())];
+        routes = comets.map((cometId) => ({ cometId, connIds: [], userIds: [] }));
+        total = 0;
+      } else {
+        const found = push.mode === 'room' ? await lookup.room(push.roomId!) : await lookup.users(push.userIds!);
+        const live = await liveComets();
+        // Routing of a comet that stopped heartbeating is skipped (its connections are gone).
+        routes = found.byComet.filter((r) => live.has(r.cometId));
+        total = found.total;
+        if (push.mode === 'room') ctx.log.info(`Room ${push.roomId} has ${total} connections`);
+        else ctx.log.info(`Users ${push.userIds!.join(',')} have ${total} connections`);
+        ctx.log.info(`Grouped ${routes.reduce((n, r) => n + r.connIds.length, 0)} connections into ${routes.length} comet nodes`);
+      }
+      const outcomes = await Promise.all(
+        routes.map((route) =>
+          send(ctx, route, () =>
+            push.mode === 'room'
+              ? options.clients.broadcastRoom(route.cometId, push.roomId!, proto)
+              : push.mode === 'users'
+                ? options.clients.pushMsg(route.cometId, route.connIds, proto)
+                : options.clients.broadcast(route.cometId, proto),
+          ),
+        ),
+      );
+      const sent = outcomes.filter((o) => o.ok).reduce((n, o) => n + (push.mode === 'broadcast' ? o.delivered : o.connections), 0);
+      const failed = outcomes.filter((o) => !o.ok).reduce((n, o) => n + o.connections, 0);
+      ctx.log.info(`[Consumer ${ctx.log.bindings().consumer ?? '?'}] Message distributed: sent=${sent}, failed=${failed}, comet_nodes=${outcomes.length}`);
+      return { sent, failed, comet_nodes: outcomes.length, connections: total, nodes: outcomes };
+    },
+  };
+}

@@ -1,0 +1,102 @@
+// The push API (DESIGN §4): /logic/send (the seed's room message body), /logic/push (to users),
+// /logic/broadcast (everyone) enqueue `push` tasks with their priority; /logic/token signs a
+// connection token and names the least-loaded live comet.
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { signConnectionToken } from '../../auth/token.ts';
+import type { RoutingRegistry } from '../../routing/registry.ts';
+import type { TaskQueue } from '../../queue/task-queue.ts';
+import type { PushPayload } from '../../job/processors/push.ts';
+import { ApiError } from '../errors.ts';
+
+export interface PushRoutesOptions {
+  queue: TaskQueue;
+  registry: RoutingRegistry;
+  defaultPriority: number;
+  /** null when AUTH_SECRET is not configured: /logic/token then says so. */
+  authSecret: string | null;
+  tokenTtlSeconds: number;
+  cometAliveMs: number;
+}
+
+const id = (what: string) =>
+  z.union([z.string(), z.number().int()]).transform(String).pipe(
+    z.string().min(1, { message: `${what} must not be empty` }).max(128, { message: `${what} must be at most 128 characters` })
+      .regex(/^[A-Za-z0-9_.:@-]+$/, { message: `${what} may only contain letters, digits and _ . : @ -` }),
+  );
+const priority = z
+  .number({ message: 'priority must be a whole number from 1 to 5' })
+  .int({ message: 'priority must be a whole number from 1 to 5' })
+  .min(1, { message: 'priority must be a whole number from 1 to 5' })
+  .max(5, { message: 'priority must be a whole number from 1 to 5' })
+  .optional();
+const message = z.record(z.string(), z.unknown(), { message: 'message must be a JSON object' });
+
+const sendBody = z.strictObject({
+  roomId: id('roomId'),
+  userId: id('userId'),
+  userName: z.string().max(64, { message: 'userName must be at most 64 characters' }).optional(),
+  messages: z
+    .array(z.object({ content: z.string({ message: 'messages[].content must be a string' }).min(1).max(4000) }).passthrough(), { message: 'messages must be an array' })
+    .min(1, { message: 'messages must hold at least one message' })
+    .max(100, { message: 'messages may hold at most 100 messages' }),
+  priority,
+});
+const pushBody = z.strictObject({
+  userIds: z.array(id('userIds[]'), { message: 'userIds must be an array' }).min(1, { message: 'userIds must list at least one user' }).max(1000),
+  message,
+  priority,
+});
+const broadcastBody = z.strictObject({ message, priority });
+const tokenBody = z.strictObject({ userId: id('userId'), roomId: id('roomId'), userName: z.string().max(64).optional() });
+const accepted = z.object({ task_id: z.string(), status: z.string(), priority: z.number() });
+
+export const pushRoutes: FastifyPluginAsyncZod<PushRoutesOptions> = async (app, options) => {
+  async function enqueue(payload: PushPayload, p: number | undefined, requestId: string, fields: Record<string, string> = {}) {
+    const prio = p ?? options.defaultPriority;
+    try {
+      const result = await options.queue.enqueueOne({ type: 'push', priority: prio, payload: JSON.stringify(payload), fields: { request_id: requestId, ...fields } });
+      return { task_id: result.id, status: 'queued', priority: prio };
+    } catch (err) {
+      throw new ApiError('queue_unavailable', `could not write the message to Redis (${(err as Error).message}); it may not be queued`);
+    }
+  }
+
+  app.post('/logic/send', { onRequest: app.basicAuth, schema: { body: sendBody, response: { 202: accepted } } }, async (req, reply) => {
+    const b = req.body;
+    const payload: PushPayload = {
+      mode: 'room',
+      roomId: b.roomId,
+      message: { roomId: b.roomId, userId: b.userId, ...(b.userName ? { userName: b.userName } : {}), messages: b.messages, ts: Date.now() },
+    };
+    return reply.code(202).send(await enqueue(payload, b.priority, req.id, { room_id: b.roomId, user_id: b.userId }));
+  });
+
+  app.post('/logic/push', { onRequest: app.basicAuth, schema: { body: pushBody, response: { 202: accepted } } }, async (req, reply) => {
+    const payload: PushPayload = { mode: 'users', userIds: req.body.userIds, message: { ...req.body.message, ts: Date.now() } };
+    return reply.code(202).send(await enqueue(payload, req.body.priority, req.id));
+  });
+
+  app.post('/logic/broadcast', { onRequest: app.basicAuth, schema: { body: broadcastBody, response: { 202: accepted } } }, async (req, reply) => {
+    const payload: PushPayload = { mode: 'broadcast', message: { ...req.body.message, ts: Date.now() } };
+    return reply.code(202).send(await enqueue(payload, req.body.priority, req.id));
+  });
+
+  app.post('/logic/token', { onRequest: app.basicAuth, schema: { body: tokenBody } }, async (req) => {
+    if (!options.authSecret) throw new ApiError('service_unavailable', 'AUTH_SECRET is not configured on logic, so it cannot sign connection tokens');
+    let comets;
+    try {
+      comets = await options.registry.liveComets(options.cometAliveMs);
+    } catch (err) {
+      throw new ApiError('queue_unavailable', `could not read comet nodes from Redis (${(err as Error).message})`);
+    }
+    const comet = comets.find((c) => c.wsUrl);
+    if (!comet) throw new ApiError('service_unavailable', 'no comet node is alive to connect to');
+    const { token, expiresAt } = await signConnectionToken(
+      { userId: req.body.userId, roomId: req.body.roomId, ...(req.body.userName ? { userName: req.body.userName } : {}) },
+      options.authSecret,
+      options.tokenTtlSeconds,
+    );
+    return { token, expiresAt: expiresAt.toISOString(), comet: comet.wsUrl };
+  });
+};

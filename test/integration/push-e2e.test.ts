@@ -1,0 +1,178 @@
+// End to end: HTTP POST to logic → push task in Redis → job groups the room's connections by
+// comet and calls each comet once over gRPC → WebSocket clients on both comets receive it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { signConnectionToken } from '../../src/auth/token.ts';
+import { startComet, type CometHandle } from '../../src/comet/main.ts';
+import { parseEnv } from '../../src/config/load.ts';
+import type { Env } from '../../src/config/schema.ts';
+import { startJob, type JobHandle } from '../../src/job/main.ts';
+import { buildLogicApp } from '../../src/logic/app.ts';
+import { LOGIC_TASK_TYPES } from '../../src/logic/main.ts';
+import { createRedis } from '../../src/redis/connect.ts';
+import { keysFromEnv, queueOptionsFromEnv } from '../../src/config/derive.ts';
+import { TaskQueue } from '../../src/queue/task-queue.ts';
+import { routingKeys } from '../../src/routing/keys.ts';
+import { freePort } from '../../src/local/redis-server.ts';
+import { silentLogger } from '../../src/util/log.ts';
+import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
+import { authHeader, AUTH } from '../helpers/logic.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const SECRET = 'e2e-auth-secret-0123456789';
+let redis: TestRedis;
+let client: Redis;
+let env: Env;
+const comets: CometHandle[] = [];
+let job: JobHandle;
+let app: FastifyInstance;
+let apiRedis: Redis;
+
+async function envFor(extra: Record<string, string>): Promise<Env> {
+  const parsed = parseEnv({
+    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: env?.REDIS_KEY_PREFIX ?? uniquePrefix(),
+    AUTH_SECRET: SECRET, WEBHOOK_SECRET: 'x', COMET_HOST: '127.0.0.1', COMET_WS_PORT: '0', COMET_BATCH_MS: '2',
+    COMET_HEARTBEAT_MS: '200', COMET_DEAD_AFTER_MS: '3000', PUSH_RPC_TIMEOUT_MS: '500', LOG_LEVEL: 'silent', ...extra,
+  });
+  if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
+  return parsed.env;
+}
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  client = redis.client();
+  env = await envFor({});
+  for (let i = 0; i < 2; i++) {
+    const grpcPort = await freePort();
+    comets.push(await startComet(await envFor({ COMET_GRPC_PORT: String(grpcPort), COMET_ID: `127.0.0.1:${grpcPort}` }), silentLogger));
+  }
+  job = await startJob(env, silentLogger);
+  apiRedis = createRedis({ host: '127.0.0.1', port: redis.port, db: 0, password: '' }, 'api', 'e2e-logic');
+  await apiRedis.connect();
+  app = await buildLogicApp({
+    queue: new TaskQueue(apiRedis, keysFromEnv(env), queueOptionsFromEnv(env)),
+    redis: apiRedis, credentials: AUTH, defaultPriority: 3, bodyLimit: 65536, taskTypes: LOGIC_TASK_TYPES,
+    log: silentLogger, authSecret: SECRET, cometAliveMs: 3000,
+  });
+});
+afterAll(async () => {
+  await app?.close();
+  await job?.stop();
+  for (const c of comets) await c.stop();
+  apiRedis?.disconnect();
+  await redis.close();
+});
+
+interface Client { ws: WebSocket; frames: unknown[]; connId: string }
+
+async function connect(comet: CometHandle, userId: string, roomId: string): Promise<Client> {
+  const { token } = await signConnectionToken({ userId, roomId }, SECRET, 60);
+  const ws = new WebSocket(`ws://127.0.0.1:${comet.wsPort}/?token=${token}`);
+  const frames: unknown[] = [];
+  ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+  const hello = (await waitFor(() => frames.find((f) => (f as { type: string }).type === 'connected'), 'connected')) as { payload: { connId: string } };
+  return { ws, frames, connId: hello.payload.connId };
+}
+const received = (c: Client) =>
+  c.frames.flatMap((f) => (Array.isArray(f) ? f : [f])).filter((f) => (f as { type: string }).type === 'serverMessages').map((f) => (f as { payload: Record<string, unknown> }).payload);
+
+const post = (url: string, payload: unknown) => app.inject({ method: 'POST', url, headers: { authorization: authHeader }, payload: payload as object });
+
+async function taskResult(id: string) {
+  const q = new TaskQueue(client, keysFromEnv(env), queueOptionsFromEnv(env));
+  const hash = await waitFor(async () => {
+    const h = await q.get(id);
+    return h && (h.status === 'completed' || h.status === 'failed') ? h : null;
+  }, `task ${id} finished`);
+  return { status: hash.status, result: JSON.parse(hash.result ?? 'null') };
+}
+
+describe('the seed walkthrough: room video_123, four viewers on two comets', () => {
+  it('POST /logic/send reaches all four; one gRPC call per comet; per-node outcome recorded', async () => {
+    const viewers = [
+      await connect(comets[0]!, 'user_123', 'video_123'), await connect(comets[0]!, 'user_456', 'video_123'),
+      await connect(comets[1]!, 'user_789', 'video_123'), await connect(comets[1]!, 'user_999', 'video_123'),
+    ];
+    const outsider = await connect(comets[1]!, 'user_000', 'video_999');
+    const res = await post('/logic/send', { roomId: 'video_123', userId: 123, userName: '主播', messages: [{ content: '大家好，欢迎来到直播间！' }] });
+    expect(res.statusCode).toBe(202);
+    const { task_id } = res.json();
+    await waitFor(() => viewers.every((v) => received(v).length === 1), 'all four viewers got it');
+    expect(received(viewers[2]!)[0]).toMatchObject({ id: task_id, roomId: 'video_123', userId: '123', userName: '主播', messages: [{ content: '大家好，欢迎来到直播间！' }] });
+    expect(received(outsider)).toEqual([]);
+    const { status, result } = await taskResult(task_id);
+    expect(status).toBe('completed');
+    expect(result).toMatchObject({ sent: 4, failed: 0, comet_nodes: 2, connections: 4 });
+    expect(result.nodes.map((n: { comet: string; delivered: number; attempts: number }) => [n.comet, n.delivered, n.attempts]).sort()).toEqual(
+      comets.map((c) => [c.cometId, 2, 1]).sort(),
+    );
+    for (const v of [...viewers, outsider]) v.ws.close();
+  });
+});
+
+describe('push and broadcast', () => {
+  it('/logic/push reaches only the listed users, on whichever comet; /logic/broadcast reaches everyone', async () => {
+    const a = await connect(comets[0]!, 'alice', 'r1');
+    const a2 = await connect(comets[1]!, 'alice', 'r2');
+    const b = await connect(comets[1]!, 'bob', 'r1');
+    const push = await post('/logic/push', { userIds: ['alice'], message: { text: 'just you' }, priority: 5 });
+    expect(push.statusCode).toBe(202);
+    await waitFor(() => received(a).length === 1 && received(a2).length === 1, 'both of alice\'s devices');
+    expect(received(b)).toEqual([]);
+    const all = await post('/logic/broadcast', { message: { text: 'everyone' } });
+    expect(all.statusCode).toBe(202);
+    await waitFor(() => received(b).length === 1 && received(a).length === 2, 'broadcast');
+    expect(received(b)[0]).toMatchObject({ text: 'everyone' });
+    for (const c of [a, a2, b]) c.ws.close();
+  });
+
+  it('a comet that is down while a message is dispatched is retried, then reported failed; the others still get it', async () => {
+    const keys = routingKeys(env.REDIS_KEY_PREFIX);
+    const viewer = await connect(comets[0]!, 'viewer', 'room_down');
+    // A live-looking comet with a routed connection, but nothing listening on its port.
+    const deadPort = await freePort();
+    const ghost = `127.0.0.1:${deadPort}`;
+    await client.zadd(keys.cometNodes, Date.now(), ghost);
+    await client.sadd(keys.roomConnections('room_down'), 'ghost_conn');
+    await client.hset(keys.connectionInfo('ghost_conn'), 'comet_id', ghost, 'user_id', 'ghost', 'room_id', 'room_down');
+    const res = await post('/logic/send', { roomId: 'room_down', userId: 'x', messages: [{ content: 'hello' }] });
+    await waitFor(() => received(viewer).length === 1, 'the live comet delivered');
+    const { status, result } = await taskResult(res.json().task_id);
+    expect(status).toBe('completed');
+    expect(result).toMatchObject({ sent: 1, failed: 1, comet_nodes: 2 });
+    const failed = result.nodes.find((n: { comet: string }) => n.comet === ghost);
+    expect(failed).toMatchObject({ ok: false, attempts: 3, connections: 1 });
+    expect(failed.error).toBeTruthy();
+    viewer.ws.close();
+  });
+});
+
+describe('/logic/token and bad input', () => {
+  it('signs a token for a live comet that the comet accepts', async () => {
+    const res = await post('/logic/token', { userId: 'tok_user', roomId: 'tok_room' });
+    expect(res.statusCode).toBe(200);
+    const { token, comet, expiresAt } = res.json();
+    expect(comets.map((c) => `ws://localhost:${c.wsPort}`)).toContain(comet);
+    expect(new Date(expiresAt).getTime()).toBeGreaterThan(Date.now());
+    const ws = new WebSocket(`${comet.replace('localhost', '127.0.0.1')}/?token=${token}`);
+    const first = await new Promise<{ type: string; payload: { userId: string; roomId: string } }>((resolve) => ws.once('message', (d) => resolve(JSON.parse(d.toString()))));
+    expect(first).toMatchObject({ type: 'connected', payload: { userId: 'tok_user', roomId: 'tok_room' } });
+    ws.close();
+  });
+
+  it.each([
+    ['/logic/send', { roomId: 'r', userId: 'u', messages: [] }, 'messages'],
+    ['/logic/send', { roomId: 'r', userId: 'u', messages: [{ content: 'x' }], priority: 7 }, 'priority'],
+    ['/logic/send', { userId: 'u', messages: [{ content: 'x' }] }, 'roomId'],
+    ['/logic/push', { userIds: [], message: {} }, 'userIds'],
+    ['/logic/push', { userIds: ['a'], message: 'text' }, 'message'],
+    ['/logic/broadcast', { message: { a: 1 }, extra: true }, 'extra'],
+    ['/logic/token', { userId: 'a b', roomId: 'r' }, 'userId'],
+  ])('%s with a bad body → 400 naming %s', async (url, body, field) => {
+    const res = await post(url, body);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().fields.map((f: { field: string }) => f.field)).toContain(field);
+  });
+});
