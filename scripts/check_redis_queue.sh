@@ -8,36 +8,12 @@
 # REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_PASSWORD, REDIS_KEY_PREFIX, REDIS_TASK_QUEUE, REDIS_RESULT_QUEUE.
 set -euo pipefail
 
-if [ -f .env ]; then
-  # Only the names this script uses, and only when not already set in the environment.
-  while IFS='=' read -r name value; do
-    case "$name" in
-      REDIS_HOST|REDIS_PORT|REDIS_DB|REDIS_PASSWORD|REDIS_KEY_PREFIX|REDIS_TASK_QUEUE|REDIS_RESULT_QUEUE)
-        if [ -z "${!name:-}" ]; then export "$name=${value%\"}"; export "$name=${!name#\"}"; fi ;;
-    esac
-  done < <(grep -E '^[A-Z_]+=' .env || true)
-fi
-
-HOST="${REDIS_HOST:-localhost}"
-PORT="${REDIS_PORT:-6379}"
-DB="${REDIS_DB:-0}"
-PREFIX="${REDIS_KEY_PREFIX:-}"
+source "$(dirname "$0")/lib.sh"
 TASKS="${PREFIX}${REDIS_TASK_QUEUE:-uvr_tasks}"
 RESULTS="${PREFIX}${REDIS_RESULT_QUEUE:-uvr_results}"
 NEXT="${1:-10}"
-
-if ! command -v redis-cli >/dev/null 2>&1; then
-  echo "❌ redis-cli not found (Debian: apt-get install redis-tools)" >&2
-  exit 1
-fi
-if [ -n "${REDIS_PASSWORD:-}" ]; then export REDISCLI_AUTH="$REDIS_PASSWORD"; fi
-rc() { redis-cli -h "$HOST" -p "$PORT" -n "$DB" --raw "$@"; }
-
-if [ "$(rc PING 2>/dev/null)" != "PONG" ]; then
-  echo "❌ Redis 连接失败 / cannot reach Redis at $HOST:$PORT (db $DB)" >&2
-  exit 1
-fi
-echo "✅ Redis 连接成功 ($HOST:$PORT, db $DB)"
+require_redis
+echo "   ($HOST:$PORT, db $DB)"
 
 mapfile -t t < <(rc TIME)
 NOW=$(( ${t[0]} * 1000 + ${t[1]} / 1000 ))

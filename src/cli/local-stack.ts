@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Env } from '../config/schema.ts';
 import { apiCredentials, readEnvironment } from '../config/load.ts';
-import { ensureRedisServer, isPortFree, startRedisServer, type RunningRedis } from '../local/redis-server.ts';
+import { ensureRedisServer, freePort, isPortFree, startRedisServer, type RunningRedis } from '../local/redis-server.ts';
 import type { Logger } from '../util/log.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/pushline.js', import.meta.url));
@@ -79,7 +79,26 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     LOGIC_HOST: raw.LOGIC_HOST ?? '127.0.0.1',
   };
 
-  const children = [spawnChild('logic', ['logic'], devEnv), spawnChild('job', ['job'], devEnv)];
+  // Two comets on the seed's ports (8082/50051 and 8083/50052), or free ones when taken.
+  const pick = async (port: number) => ((await isPortFree(port)) ? port : freePort());
+  const comets: { name: string; ws: number; grpc: number }[] = [];
+  for (const [i, [ws, grpc]] of [[8082, 50051], [8083, 50052]].entries()) {
+    comets.push({ name: `comet${i + 1}`, ws: await pick(ws!), grpc: await pick(grpc!) });
+  }
+  const children = [
+    ...comets.map((c) =>
+      spawnChild(c.name, ['comet'], {
+        ...devEnv,
+        COMET_HOST: raw.COMET_HOST ?? '127.0.0.1',
+        COMET_WS_PORT: String(c.ws),
+        COMET_GRPC_PORT: String(c.grpc),
+        COMET_ID: `localhost:${c.grpc}`,
+        COMET_PUBLIC_URL: `ws://localhost:${c.ws}`,
+      }),
+    ),
+    spawnChild('logic', ['logic'], devEnv),
+    spawnChild('job', ['job'], devEnv),
+  ];
   const credentials = apiCredentials({ ...env, PUSHLINE_DEV: true });
   const base = `http://localhost:${options.logicPort}`;
   const banner = [
@@ -88,6 +107,10 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     `  API        ${base}   (user ${credentials.username}, password ${credentials.password})`,
     `  health     ${base}/health`,
     `  redis      redis-cli -h ${redisHost} -p ${redisPort}${redis ? '   (AOF on)' : ''}`,
+    ...comets.map((c) => `  ${c.name.padEnd(10)} ws://localhost:${c.ws}   gRPC localhost:${c.grpc}`),
+    `  token      curl -u ${credentials.username}:${credentials.password} -H 'Content-Type: application/json' -d '{"userId":"user_123","roomId":"video_123"}' ${base}/logic/token`,
+    `  send       curl -u ${credentials.username}:${credentials.password} -H 'Content-Type: application/json' \\`,
+    `               -d '{"roomId":"video_123","userId":123,"userName":"host","messages":[{"content":"hello"}]}' ${base}/logic/send`,
     `  queue      npx pushline queue status   (or scripts/check_redis_queue.sh)`,
     `  try        curl -u ${credentials.username}:${credentials.password} -H 'Content-Type: application/json' \\`,
     `               -d '{"type":"echo","payload":{"hello":"world"},"priority":5}' ${base}/generate`,
@@ -99,7 +122,7 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
   const shutdown = async (code: number) => {
     if (shuttingDown) return;
     shuttingDown = true;
-    log.info('stopping the local stack: job and logic first, Redis last');
+    log.info('stopping the local stack: job, logic and comets first, Redis last');
     for (const c of children) if (c.process.exitCode === null) c.process.kill('SIGTERM');
     const killer = setTimeout(() => children.forEach((c) => c.process.kill('SIGKILL')), 20_000);
     await Promise.all(children.map((c) => c.exited));
