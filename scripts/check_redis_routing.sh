@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ROOM="${1:-video_123}"
 require_redis
-mapfile -t conns < <(rc SMEMBERS "${PREFIX}room:connections:$ROOM" | sort)
+mapfile -t conns < <(rc SMEMBERS "${PREFIX}room:connections:$ROOM" | sed "/^$/d" | sort)
 
 echo
 echo "1️⃣  房间连接统计 / room $ROOM"

@@ -17,6 +17,7 @@ import { waitFor } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
 const SCRIPT = fileURLToPath(new URL('../../scripts/check_redis_queue.sh', import.meta.url));
+const script = (name: string) => fileURLToPath(new URL(`../../scripts/${name}`, import.meta.url));
 
 let redis: TestRedis;
 let client: Redis;
@@ -84,6 +85,23 @@ describe('inspection', () => {
   });
 });
 
+describe('routing scripts', () => {
+  it('setup_redis_test_data.sh writes the seed data set and check_redis_routing.sh shows it grouped by comet', async () => {
+    const env = { ...process.env, REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: uniquePrefix() };
+    const setup = await run('bash', [script('setup_redis_test_data.sh')], { env, cwd: tmpdir() });
+    expect(setup.stdout).toContain('✅ 用户 user_123 (conn_1) -> localhost:50051');
+    expect(setup.stdout).toContain('✅ 用户 user_999 (conn_4) -> localhost:50052');
+    expect(setup.stdout).toContain('房间 video_123 的连接数: 4');
+    const check = await run('bash', [script('check_redis_routing.sh'), 'video_123'], { env, cwd: tmpdir() });
+    expect(check.stdout).toContain('总连接数: 4');
+    expect(check.stdout).toMatch(/\[localhost:50051\] conn_1 -> user_123\n\[localhost:50051\] conn_2 -> user_456\n\[localhost:50052\] conn_3 -> user_789\n\[localhost:50052\] conn_4 -> user_999/);
+    expect(check.stdout).toContain('✅ user_789 (连接: conn_3)');
+    expect(check.stdout).toContain('在线: 4 | 离线: 0');
+    const empty = await run('bash', [script('check_redis_routing.sh'), 'no_such_room'], { env, cwd: tmpdir() });
+    expect(empty.stdout).toContain('总连接数: 0');
+  });
+});
+
 describe('pushline start', () => {
   it('runs Redis, logic and job; a task completes; Ctrl-C stops everything', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'pushline-start-'));
@@ -95,6 +113,8 @@ describe('pushline start', () => {
       expect(out).toContain(`http://localhost:${port}`);
       expect(out).toContain('user admin, password password');
       const redisPort = Number(/redis-cli -h 127\.0\.0\.1 -p (\d+)/.exec(out)![1]);
+      expect(out).toMatch(/comet1\s+ws:\/\/localhost:\d+\s+gRPC localhost:\d+/);
+      expect(out).toMatch(/comet2\s+ws:\/\/localhost:\d+/);
       const auth = `Basic ${Buffer.from('admin:password').toString('base64')}`;
       const res = await fetch(`http://127.0.0.1:${port}/generate`, {
         method: 'POST',
