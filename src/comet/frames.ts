@@ -12,25 +12,31 @@ export const CLOSE = {
   protocolError: 4002,
 } as const;
 
-export type ErrorCode = 'invalid_json' | 'invalid_frame' | 'unknown_type' | 'binary_not_supported' | 'rate_limited';
+export type ErrorCode = 'invalid_json' | 'invalid_frame' | 'unknown_type' | 'binary_not_supported' | 'rate_limited' | 'unavailable';
 
 export function errorFrame(code: ErrorCode, message: string): string {
   return JSON.stringify({ type: 'error', payload: { code, message } });
+}
+
+export interface ServerMessage {
+  frame: string;
+  /** The message id, when the body is a JSON object carrying one. */
+  id?: string;
 }
 
 /**
  * Wraps a message body for clients. A JSON body is embedded as is (no re-encoding); any
  * other body becomes a JSON string, so every frame stays valid JSON.
  */
-export function serverMessageFrame(body: Buffer): string {
+export function serverMessageFrame(body: Buffer): ServerMessage {
   const text = body.toString('utf8');
-  let json = text;
   try {
-    JSON.parse(text);
+    const parsed: unknown = JSON.parse(text);
+    const id = parsed && typeof parsed === 'object' && 'id' in parsed ? String((parsed as { id: unknown }).id) : undefined;
+    return { frame: `{"type":"serverMessages","payload":${text}}`, ...(id ? { id } : {}) };
   } catch {
-    json = JSON.stringify(text);
+    return { frame: `{"type":"serverMessages","payload":${JSON.stringify(text)}}` };
   }
-  return `{"type":"serverMessages","payload":${json}}`;
 }
 
 /** Several messages for one room within the batch window travel as one JSON array frame. */

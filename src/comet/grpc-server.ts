@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import type { Logger } from '../util/log.ts';
-import { serverMessageFrame } from './frames.ts';
+import { serverMessageFrame, type ServerMessage } from './frames.ts';
 import type { Hub } from './hub.ts';
 
 export const COMET_PROTO = fileURLToPath(new URL('../../proto/comet.proto', import.meta.url));
@@ -29,7 +29,7 @@ function invalid(callback: grpc.sendUnaryData<never>, message: string): void {
 }
 
 /** The frame clients get, or an error text naming what is wrong with the Proto. */
-function frameOf(proto: ProtoMsg | null | undefined): string | { error: string } {
+function frameOf(proto: ProtoMsg | null | undefined): ServerMessage | { error: string } {
   if (!proto) return { error: 'proto is required' };
   if (!proto.body || proto.body.length === 0) return { error: 'proto.body is required' };
   return serverMessageFrame(proto.body);
@@ -45,23 +45,23 @@ export function createCometGrpcServer(hub: Hub, log: Logger): grpc.Server {
   const BroadcastRoom: Unary<{ roomId: string; proto: ProtoMsg | null }, { delivered: number }> = (call, callback) => {
     const { roomId, proto } = call.request;
     if (!roomId) return invalid(callback, 'roomId is required');
-    const frame = frameOf(proto);
-    if (typeof frame !== 'string') return invalid(callback, frame.error);
-    callback(null, { delivered: hub.publishRoom(roomId, frame) });
+    const message = frameOf(proto);
+    if ('error' in message) return invalid(callback, message.error);
+    callback(null, { delivered: hub.publishRoom(roomId, message) });
   };
 
   const PushMsg: Unary<{ keys: string[]; proto: ProtoMsg | null }, { delivered: number; missing: string[] }> = (call, callback) => {
     const { keys, proto } = call.request;
     if (!keys || keys.length === 0) return invalid(callback, 'keys must list at least one connection id');
-    const frame = frameOf(proto);
-    if (typeof frame !== 'string') return invalid(callback, frame.error);
-    callback(null, hub.pushTo(keys, frame));
+    const message = frameOf(proto);
+    if ('error' in message) return invalid(callback, message.error);
+    callback(null, hub.pushTo(keys, message));
   };
 
   const Broadcast: Unary<{ proto: ProtoMsg | null; speed: number }, { delivered: number }> = (call, callback) => {
-    const frame = frameOf(call.request.proto);
-    if (typeof frame !== 'string') return invalid(callback, frame.error);
-    callback(null, { delivered: hub.broadcast(frame) });
+    const message = frameOf(call.request.proto);
+    if ('error' in message) return invalid(callback, message.error);
+    callback(null, { delivered: hub.broadcast(message) });
   };
 
   const Rooms: Unary<Record<string, never>, { rooms: Record<string, boolean> }> = (_call, callback) => {

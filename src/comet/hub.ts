@@ -3,7 +3,8 @@
 // local socket of the room. A socket whose send buffer passes the limit is closed with 4008
 // and counted: never an unbounded queue, never a silent drop.
 import type { WebSocket } from 'ws';
-import { batchFrame, CLOSE } from './frames.ts';
+import { batchFrame, CLOSE, type ServerMessage } from './frames.ts';
+import { RecentIds } from './recent-ids.ts';
 
 export interface Conn {
   id: string;
@@ -22,7 +23,9 @@ export class Hub {
   readonly conns = new Map<string, Conn>();
   readonly rooms = new Map<string, Set<Conn>>();
   private readonly pending = new Map<string, string[]>();
+  private readonly recent = new RecentIds(100_000);
   slowConsumerCloses = 0;
+  duplicatesDropped = 0;
 
   constructor(private readonly options: HubOptions) {}
 
@@ -40,10 +43,19 @@ export class Hub {
     if (room && room.size === 0) this.rooms.delete(conn.roomId);
   }
 
+  private repeat(scope: string, message: ServerMessage): boolean {
+    if (message.id === undefined || this.recent.firstTime(scope, message.id)) return false;
+    this.duplicatesDropped++;
+    return true;
+  }
+
   /** Queue a frame for a room; returns how many local sockets it will reach. */
-  publishRoom(roomId: string, frame: string): number {
+  publishRoom(roomId: string, message: ServerMessage): number {
     const room = this.rooms.get(roomId);
     if (!room || room.size === 0) return 0;
+    // A redelivered message (job retried) was already sent to this room: send nothing again.
+    if (this.repeat(`room:${roomId}`, message)) return room.size;
+    const frame = message.frame;
     if (this.options.batchMs <= 0) {
       this.write(room, frame);
       return room.size;
@@ -58,21 +70,26 @@ export class Hub {
     return room.size;
   }
 
-  pushTo(connIds: readonly string[], frame: string): { delivered: number; missing: string[] } {
+  pushTo(connIds: readonly string[], message: ServerMessage): { delivered: number; missing: string[] } {
     const targets = new Set<Conn>();
     const missing: string[] = [];
     for (const id of connIds) {
       const conn = this.conns.get(id);
-      if (conn) targets.add(conn);
-      else missing.push(id);
+      if (!conn) missing.push(id);
+      else if (!this.repeat(`conn:${id}`, message)) targets.add(conn);
     }
-    this.write(targets, frame);
+    this.write(targets, message.frame);
     return { delivered: targets.size, missing };
   }
 
-  broadcast(frame: string): number {
-    this.write(this.conns.values(), frame);
+  broadcast(message: ServerMessage): number {
+    if (!this.repeat('all', message)) this.write(this.conns.values(), message.frame);
     return this.conns.size;
+  }
+
+  /** A frame for one connection (replies, history, offline messages). */
+  sendTo(conn: Conn, frame: string): void {
+    this.write([conn], frame);
   }
 
   /** Send everything still waiting in batch windows (before shutdown). */

@@ -9,7 +9,9 @@ import { RoutingRegistry } from '../routing/registry.ts';
 import type { Logger } from '../util/log.ts';
 import { bindGrpc, createCometGrpcServer } from './grpc-server.ts';
 import { Hub } from './hub.ts';
-import { createWsServer } from './ws-server.ts';
+import { createWsServer, type CometServices } from './ws-server.ts';
+import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
+import { TaskQueue } from '../queue/task-queue.ts';
 
 export interface CometHandle {
   cometId: string;
@@ -41,7 +43,47 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
   const stale = await registry.purgeComet(cometId);
   if (stale > 0) log.info({ stale }, `removed ${stale} connections left by a previous run of ${cometId}`);
 
-  const ws = createWsServer({ cometId, authSecret: secret, hub, registry, maxFrameBytes: env.WS_MAX_FRAME_BYTES, log });
+  const queue = new TaskQueue(redis, keysFromEnv(env), queueOptionsFromEnv(env));
+  const services: CometServices = {
+    async history(roomId, sinceSeq) {
+      const entries = await redis.xrevrange(keys.roomHistory(roomId), '+', '-', 'COUNT', env.ROOM_HISTORY_MAX || 1);
+      const found: { seq: number; body: string }[] = [];
+      for (const [, fields] of entries) {
+        const f: Record<string, string> = {};
+        for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+        const seq = Number(f.seq);
+        if (seq > sinceSeq && f.body) found.push({ seq, body: f.body });
+      }
+      const bySeq = new Map(found.map((m) => [m.seq, m.body])); // a retried task may have been recorded twice
+      return [...bySeq.entries()].sort((a, b) => a[0] - b[0]).map(([, body]) => body);
+    },
+    async takeOffline(userId) {
+      const key = keys.userOffline(userId);
+      const [[, list]] = (await redis.multi().lrange(key, 0, -1).del(key).exec()) as [[unknown, string[]]];
+      return [...list].reverse();
+    },
+    async upstream(conn, content) {
+      const message = { roomId: conn.roomId, userId: conn.userId, ...(conn.userName ? { userName: conn.userName } : {}), messages: [{ content }], ts: Date.now() };
+      const result = await queue.enqueueOne({
+        type: 'push',
+        priority: env.DEFAULT_PRIORITY,
+        payload: JSON.stringify({ mode: 'room', roomId: conn.roomId, message }),
+        fields: { room_id: conn.roomId, user_id: conn.userId, source: 'websocket' },
+        sequenceKey: keys.roomSeq(conn.roomId),
+      });
+      return { id: result.id };
+    },
+  };
+  const ws = createWsServer({
+    cometId,
+    authSecret: secret,
+    hub,
+    registry,
+    maxFrameBytes: env.WS_MAX_FRAME_BYTES,
+    log,
+    services,
+    upstreamRate: { perSec: env.UPSTREAM_RATE_PER_SEC, burst: env.UPSTREAM_BURST },
+  });
   await new Promise<void>((resolve) => ws.server.listen(env.COMET_WS_PORT, env.COMET_HOST, resolve));
   const wsPort = (ws.server.address() as AddressInfo).port;
 

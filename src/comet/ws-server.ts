@@ -12,6 +12,19 @@ import type { RoutingRegistry } from '../routing/registry.ts';
 import type { Logger } from '../util/log.ts';
 import { CLOSE, errorFrame } from './frames.ts';
 import type { Conn, Hub } from './hub.ts';
+import { TokenBucket } from './rate-limit.ts';
+
+/** What the comet does for clients beyond delivery; built in main.ts over Redis and the queue. */
+export interface CometServices {
+  /** Room messages with seq > sinceSeq still in room:history, oldest first (payload JSON texts). */
+  history(roomId: string, sinceSeq: number): Promise<string[]>;
+  /** Takes (and clears) what waited in user:offline for this user, oldest first. */
+  takeOffline(userId: string): Promise<string[]>;
+  /** Enqueues a client's message as a room message under the connection's identity. */
+  upstream(conn: { userId: string; roomId: string; userName?: string }, content: string): Promise<{ id: string }>;
+}
+
+const MAX_CONTENT = 4000;
 
 export interface WsServerOptions {
   cometId: string;
@@ -23,6 +36,8 @@ export interface WsServerOptions {
   /** How many malformed frames a connection may send before it is closed. */
   maxBadFrames?: number;
   pingIntervalMs?: number;
+  services: CometServices;
+  upstreamRate: { perSec: number; burst: number };
 }
 
 export interface WsServer {
@@ -67,6 +82,8 @@ export function createWsServer(options: WsServerOptions): WsServer {
     hub.add(conn);
     let alive = true;
     let badFrames = 0;
+    const bucket = new TokenBucket(options.upstreamRate.perSec, options.upstreamRate.burst);
+    const payloadOf = (frame: unknown) => ((frame as { payload?: unknown }).payload ?? {}) as Record<string, unknown>;
     ws.on('pong', () => (alive = true));
     ws.on('close', () => {
       hub.remove(conn);
@@ -93,7 +110,29 @@ export function createWsServer(options: WsServerOptions): WsServer {
         ws.send('{"type":"heartbeat"}');
         return;
       }
-      reject(errorFrame('unknown_type', `unknown frame type "${type}" (known: heartbeat)`));
+      if (type === 'history') {
+        const since = Number(payloadOf(frame).sinceSeq ?? 0);
+        if (!Number.isInteger(since) || since < 0) return reject(errorFrame('invalid_frame', 'history payload.sinceSeq must be a whole number ≥ 0'));
+        options.services.history(conn.roomId, since).then(
+          (messages) => hub.sendTo(conn, `{"type":"history","payload":{"roomId":${JSON.stringify(conn.roomId)},"sinceSeq":${since},"messages":[${messages.join(',')}]}}`),
+          () => ws.send(errorFrame('unavailable', 'history is unavailable right now; ask again')),
+        );
+        return;
+      }
+      if (type === 'clientMessages') {
+        const content = payloadOf(frame).content;
+        if (typeof content !== 'string' || content.length === 0 || content.length > MAX_CONTENT) {
+          return reject(errorFrame('invalid_frame', `clientMessages payload.content must be a string of 1 to ${MAX_CONTENT} characters`));
+        }
+        if (!bucket.take()) return void ws.send(errorFrame('rate_limited', `at most ${options.upstreamRate.perSec} messages per second`));
+        // Identity and room come from the token, never from the frame.
+        options.services.upstream({ userId: conn.userId, roomId: conn.roomId, ...(claims.userName ? { userName: claims.userName } : {}) }, content).then(
+          ({ id }) => ws.send(JSON.stringify({ type: 'ack', payload: { id } })),
+          () => ws.send(errorFrame('unavailable', 'message not accepted (queue unavailable); send it again')),
+        );
+        return;
+      }
+      reject(errorFrame('unknown_type', `unknown frame type "${type}" (known: heartbeat, history, clientMessages)`));
     });
     const ping = setInterval(() => {
       if (!alive) return ws.terminate();
@@ -111,6 +150,14 @@ export function createWsServer(options: WsServerOptions): WsServer {
       return;
     }
     ws.send(JSON.stringify({ type: 'connected', payload: { connId: conn.id, userId: conn.userId, roomId: conn.roomId } }));
+    // What was pushed to this user while no connection of theirs was open.
+    const waiting = await options.services.takeOffline(conn.userId).catch((err) => {
+      log.warn({ err: String(err) }, 'offline messages not read');
+      return [] as string[];
+    });
+    if (waiting.length > 0) {
+      hub.sendTo(conn, `[${waiting.map((p) => `{"type":"serverMessages","payload":${p}}`).join(',')}]`);
+    }
   }
 
   return {

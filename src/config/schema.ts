@@ -84,6 +84,12 @@ export const envSchema = z.object({
   WS_MAX_FRAME_BYTES: int(128, 16 * 1024 * 1024).default(64 * 1024),
   USER_ONLINE_TTL_SECONDS: int(10, 86_400).default(300),
   PUSH_RPC_TIMEOUT_MS: int(50, 60_000).default(3000),
+  ROOM_HISTORY_MAX: int(0, 1_000_000).default(1000),
+  ROOM_HISTORY_TTL_SECONDS: int(60, 365 * 86400).default(86400),
+  OFFLINE_MAX: int(0, 100_000).default(100),
+  OFFLINE_TTL_SECONDS: int(60, 365 * 86400).default(7 * 86400),
+  UPSTREAM_RATE_PER_SEC: int(1, 10_000).default(5),
+  UPSTREAM_BURST: int(1, 10_000).default(10),
 
   WEBHOOK_SECRET: z.string().optional(),
   WEBHOOK_ALLOW_PRIVATE: bool.default(false),

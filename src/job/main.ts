@@ -31,7 +31,14 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
   const comets = new CometClients(env.PUSH_RPC_TIMEOUT_MS);
   const processors: Processor[] = [
     echoProcessor,
-    createPushProcessor({ redis: command, keys: routingKeys(env.REDIS_KEY_PREFIX), clients: comets, deadAfterMs: env.COMET_DEAD_AFTER_MS }),
+    createPushProcessor({
+      redis: command,
+      keys: routingKeys(env.REDIS_KEY_PREFIX),
+      clients: comets,
+      deadAfterMs: env.COMET_DEAD_AFTER_MS,
+      history: { max: env.ROOM_HISTORY_MAX, ttlSeconds: env.ROOM_HISTORY_TTL_SECONDS },
+      offline: { max: env.OFFLINE_MAX, ttlSeconds: env.OFFLINE_TTL_SECONDS },
+    }),
     ...extraProcessors,
   ];
   const runner = new JobRunner({

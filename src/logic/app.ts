@@ -99,6 +99,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   await app.register(pushRoutes, {
     queue: deps.queue,
     registry: new RoutingRegistry(deps.redis, routingKeys(deps.queue.keys.prefix), 300),
+    keys: routingKeys(deps.queue.keys.prefix),
     defaultPriority: deps.defaultPriority,
     authSecret: deps.authSecret ?? null,
     tokenTtlSeconds: deps.tokenTtlSeconds ?? 3600,

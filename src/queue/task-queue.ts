@@ -16,6 +16,8 @@ export interface NewTask {
   /** Extra hash fields (user_id, room_id, request_id, audio, ...). */
   fields?: Record<string, string>;
   idempotency?: { key: string; fingerprint: string };
+  /** A counter key (e.g. room:seq:{room}) whose next value becomes the task's `seq` field. */
+  sequenceKey?: string;
 }
 
 export type EnqueueOutcome = 'created' | 'existing' | 'conflict';
@@ -86,7 +88,7 @@ export class TaskQueue {
   /** Enqueue many tasks in one atomic script call (one round trip). */
   async enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
     if (tasks.length === 0) return [];
-    const idemKeys: string[] = [];
+    const idemKeys: string[] = []; // idempotency and sequence keys, in the script's order
     const args: (string | number)[] = [this.keys.taskPrefix, this.options.idempotencyTtlSeconds, tasks.length];
     for (const task of tasks) {
       const fields: [string, string][] = [['type', task.type]];
@@ -95,7 +97,8 @@ export class TaskQueue {
       if (task.maxAttempts) fields.push(['max_attempts', String(task.maxAttempts)]);
       for (const [k, v] of Object.entries(task.fields ?? {})) fields.push([k, v]);
       if (task.idempotency) idemKeys.push(this.keys.idempotency(task.idempotency.key));
-      args.push(task.priority, task.idempotency ? 1 : 0, task.idempotency?.fingerprint ?? '', fields.length);
+      if (task.sequenceKey) idemKeys.push(task.sequenceKey);
+      args.push(task.priority, task.idempotency ? 1 : 0, task.idempotency?.fingerprint ?? '', task.sequenceKey ? 1 : 0, fields.length);
       for (const [k, v] of fields) args.push(k, v);
     }
     const reply = (await runScript(

@@ -12,6 +12,8 @@ export interface RoutingKeys {
   /** HASH ws_url, connections: how clients reach a comet and how loaded it is (for /logic/token). */
   cometInfo(cometId: string): string;
   roomHistory(roomId: string): string;
+  /** STRING counter: the last per-room message seq handed out. */
+  roomSeq(roomId: string): string;
   userOffline(userId: string): string;
 }
 
@@ -26,6 +28,7 @@ export function routingKeys(prefix = ''): RoutingKeys {
     cometConnections: (comet) => `${prefix}comet:connections:${comet}`,
     cometInfo: (comet) => `${prefix}comet:info:${comet}`,
     roomHistory: (room) => `${prefix}room:history:${room}`,
+    roomSeq: (room) => `${prefix}room:seq:${room}`,
     userOffline: (user) => `${prefix}user:offline:${user}`,
   };
 }

@@ -176,3 +176,74 @@ describe('/logic/token and bad input', () => {
     expect(res.json().fields.map((f: { field: string }) => f.field)).toContain(field);
   });
 });
+
+describe('identity, recovery, offline and upstream', () => {
+  const frameOfType = (c: Client, type: string) => c.frames.find((f) => !Array.isArray(f) && (f as { type: string }).type === type) as { payload: Record<string, unknown> } | undefined;
+
+  it('room messages carry an id and a per-room seq; a reconnecting client recovers what it missed', async () => {
+    const viewer = await connect(comets[0]!, 'seq_viewer', 'room_seq');
+    for (const content of ['one', 'two']) await post('/logic/send', { roomId: 'room_seq', userId: 'host', messages: [{ content }] });
+    await waitFor(() => received(viewer).length === 2, 'two live messages');
+    const live = received(viewer) as { id: string; seq: number }[];
+    expect(live.map((m) => m.seq).sort()).toEqual([1, 2]);
+    viewer.ws.close();
+    // Sent while the viewer was away.
+    for (const content of ['three', 'four']) await post('/logic/send', { roomId: 'room_seq', userId: 'host', messages: [{ content }] });
+    const keys = routingKeys(env.REDIS_KEY_PREFIX);
+    await waitFor(async () => (await client.xlen(keys.roomHistory('room_seq'))) === 4, 'history holds four');
+    const back = await connect(comets[1]!, 'seq_viewer', 'room_seq');
+    back.ws.send(JSON.stringify({ type: 'history', payload: { sinceSeq: 2 } }));
+    const history = await waitFor(() => frameOfType(back, 'history'), 'history frame');
+    const missed = history.payload.messages as { seq: number; messages: { content: string }[] }[];
+    expect(missed.map((m) => [m.seq, m.messages[0]!.content])).toEqual([[3, 'three'], [4, 'four']]);
+    back.ws.send(JSON.stringify({ type: 'history', payload: { sinceSeq: 'x' } }));
+    await waitFor(() => back.frames.some((f) => (f as { type: string }).type === 'error'), 'error frame for a bad sinceSeq');
+    back.ws.close();
+  });
+
+  it('a push to a user with no connection waits in user:offline and arrives when the user connects', async () => {
+    const keys = routingKeys(env.REDIS_KEY_PREFIX);
+    const res1 = await post('/logic/push', { userIds: ['sleeper'], message: { text: 'first' } });
+    const res2 = await post('/logic/push', { userIds: ['sleeper'], message: { text: 'second' } });
+    expect([res1.statusCode, res2.statusCode]).toEqual([202, 202]);
+    await waitFor(async () => (await client.llen(keys.userOffline('sleeper'))) === 2, 'two waiting');
+    expect(await client.ttl(keys.userOffline('sleeper'))).toBeGreaterThan(0);
+    const c = await connect(comets[1]!, 'sleeper', 'any_room');
+    await waitFor(() => received(c).length === 2, 'offline messages delivered');
+    expect(received(c).map((m) => m.text)).toEqual(['first', 'second']);
+    expect(await client.exists(keys.userOffline('sleeper'))).toBe(0);
+    c.ws.close();
+  });
+
+  it("a client's clientMessages become a room message under the token's identity, rate-limited", async () => {
+    const speaker = await connect(comets[0]!, 'speaker', 'room_up');
+    const listener = await connect(comets[1]!, 'listener', 'room_up');
+    speaker.ws.send(JSON.stringify({ type: 'clientMessages', payload: { content: 'hi all', userId: 'admin', roomId: 'elsewhere' } }));
+    const ack = await waitFor(() => frameOfType(speaker, 'ack'), 'ack');
+    await waitFor(() => received(listener).length === 1, 'listener got it');
+    expect(received(listener)[0]).toMatchObject({ id: ack.payload.id, roomId: 'room_up', userId: 'speaker', messages: [{ content: 'hi all' }], seq: 1 });
+    // Burst 10 (UPSTREAM_BURST default): a rapid 15 leave some refused with rate_limited.
+    for (let i = 0; i < 15; i++) speaker.ws.send(JSON.stringify({ type: 'clientMessages', payload: { content: `m${i}` } }));
+    await waitFor(() => speaker.frames.some((f) => (f as { type: string; payload?: { code?: string } }).type === 'error' && (f as { payload: { code: string } }).payload.code === 'rate_limited'), 'rate limited');
+    speaker.ws.send(JSON.stringify({ type: 'clientMessages', payload: { content: '' } }));
+    await waitFor(() => speaker.frames.some((f) => (f as { payload?: { code?: string } }).payload?.code === 'invalid_frame'), 'empty content refused');
+    speaker.ws.close();
+    listener.ws.close();
+  });
+
+  it('a connection never gets the same message id twice, even when job delivers again', async () => {
+    const c = await connect(comets[0]!, 'dup_user', 'room_dup');
+    const rpc = await import('../../src/job/comet-clients.ts');
+    const clients = new rpc.CometClients(1000);
+    const body = Buffer.from(JSON.stringify({ id: 'msg-1', text: 'once' }));
+    await clients.broadcastRoom(comets[0]!.cometId, 'room_dup', { ver: 1, op: 4, seq: 0, body });
+    await clients.broadcastRoom(comets[0]!.cometId, 'room_dup', { ver: 1, op: 4, seq: 0, body });
+    await clients.pushMsg(comets[0]!.cometId, [c.connId], { ver: 1, op: 4, seq: 0, body: Buffer.from('{"id":"msg-2"}') });
+    await clients.pushMsg(comets[0]!.cometId, [c.connId], { ver: 1, op: 4, seq: 0, body: Buffer.from('{"id":"msg-2"}') });
+    await clients.broadcastRoom(comets[0]!.cometId, 'room_dup', { ver: 1, op: 4, seq: 0, body: Buffer.from('{"id":"msg-3"}') });
+    await waitFor(() => received(c).some((m) => m.id === 'msg-3'), 'the last one');
+    expect(received(c).map((m) => m.id)).toEqual(['msg-1', 'msg-2', 'msg-3']);
+    clients.close();
+    c.ws.close();
+  });
+});

@@ -38,6 +38,8 @@ export interface PushOptions {
   nodeBackoffMs?: number;
   /** A comet silent this long counts as dead: its routing is skipped. */
   deadAfterMs: number;
+  history?: { max: number; ttlSeconds: number };
+  offline?: { max: number; ttlSeconds: number };
 }
 
 function parsePayload(payload: unknown): PushPayload {
@@ -86,8 +88,19 @@ export function createPushProcessor(options: PushOptions): Processor {
     type: 'push',
     async process(ctx) {
       const push = parsePayload(ctx.payload);
-      const body = Buffer.from(JSON.stringify({ id: ctx.id, ...push.message }));
-      const proto = { ver: 1, op: OP_MESSAGE, seq: 0, body };
+      const seq = Number(ctx.hash.seq ?? 0);
+      const json = JSON.stringify({ id: ctx.id, ...(seq ? { seq } : {}), ...push.message });
+      const body = Buffer.from(json);
+      const proto = { ver: 1, op: OP_MESSAGE, seq, body };
+      // Recorded before delivery, so a client that misses it can still recover it by seq.
+      if (push.mode === 'room' && options.history && options.history.max > 0) {
+        const key = options.keys.roomHistory(push.roomId!);
+        await options.redis
+          .multi()
+          .xadd(key, 'MAXLEN', '~', String(options.history.max), '*', 'seq', String(seq), 'id', ctx.id, 'body', json)
+          .expire(key, options.history.ttlSeconds)
+          .exec();
+      }
       let routes: Route[];
       let total: number;
       if (push.mode === 'broadcast') {
@@ -96,6 +109,19 @@ export function createPushProcessor(options: PushOptions): Processor {
         total = 0;
       } else {
         const found = push.mode === 'room' ? await lookup.room(push.roomId!) : await lookup.users(push.userIds!);
+        if (push.mode === 'users' && options.offline && options.offline.max > 0) {
+          const online = new Set(found.byComet.flatMap((r) => r.userIds));
+          const offline = push.userIds!.filter((u) => !online.has(u));
+          if (offline.length > 0) {
+            const pipeline = options.redis.pipeline();
+            for (const user of offline) {
+              const key = options.keys.userOffline(user);
+              pipeline.lpush(key, json).ltrim(key, 0, options.offline.max - 1).expire(key, options.offline.ttlSeconds);
+            }
+            await pipeline.exec();
+            ctx.log.info(`Stored for ${offline.length} offline users: ${offline.join(',')}`);
+          }
+        }
         const live = await liveComets();
         // Routing of a comet that stopped heartbeating is skipped (its connections are gone).
         routes = found.byComet.filter((r) => live.has(r.cometId));

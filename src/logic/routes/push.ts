@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { signConnectionToken } from '../../auth/token.ts';
 import type { RoutingRegistry } from '../../routing/registry.ts';
+import type { RoutingKeys } from '../../routing/keys.ts';
 import type { TaskQueue } from '../../queue/task-queue.ts';
 import type { PushPayload } from '../../job/processors/push.ts';
 import { ApiError } from '../errors.ts';
@@ -12,6 +13,7 @@ import { ApiError } from '../errors.ts';
 export interface PushRoutesOptions {
   queue: TaskQueue;
   registry: RoutingRegistry;
+  keys: RoutingKeys;
   defaultPriority: number;
   /** null when AUTH_SECRET is not configured: /logic/token then says so. */
   authSecret: string | null;
@@ -55,7 +57,14 @@ export const pushRoutes: FastifyPluginAsyncZod<PushRoutesOptions> = async (app, 
   async function enqueue(payload: PushPayload, p: number | undefined, requestId: string, fields: Record<string, string> = {}) {
     const prio = p ?? options.defaultPriority;
     try {
-      const result = await options.queue.enqueueOne({ type: 'push', priority: prio, payload: JSON.stringify(payload), fields: { request_id: requestId, ...fields } });
+      const result = await options.queue.enqueueOne({
+        type: 'push',
+        priority: prio,
+        payload: JSON.stringify(payload),
+        fields: { request_id: requestId, ...fields },
+        // Room messages get their per-room seq in the same atomic step as their id.
+        ...(payload.mode === 'room' ? { sequenceKey: options.keys.roomSeq(payload.roomId!) } : {}),
+      });
       return { task_id: result.id, status: 'queued', priority: prio };
     } catch (err) {
       throw new ApiError('queue_unavailable', `could not write the message to Redis (${(err as Error).message}); it may not be queued`);

@@ -4,13 +4,18 @@
   KEYS[1]  queue ZSET            (uvr_tasks)
   KEYS[2]  marker ZSET           (uvr_tasks:marker)
   KEYS[3]  id counter            (uvr_tasks:seq)
-  KEYS[4..] one idempotency key per task that carries one, in task order
+  KEYS[4..] per task in order: its idempotency key (when it has one), then its sequence
+            counter key (when it has one, e.g. room:seq:{room})
 
   ARGV[1]  task hash key prefix  ("task:")
   ARGV[2]  idempotency TTL in seconds
   ARGV[3]  number of tasks N
   then per task:
-    priority, has_idempotency_key (0|1), body fingerprint, field count F, F field/value pairs
+    priority, has_idempotency_key (0|1), body fingerprint, has_sequence_key (0|1),
+    field count F, F field/value pairs
+
+  A task with a sequence key gets the next value of that counter as its `seq` field, in the
+  same atomic step as its id: per-room message order without gaps from failed enqueues.
 
   Returns a flat array, three entries per task:
     id, outcome (1 = created, 0 = existing task returned for the idempotency key,
@@ -37,8 +42,9 @@ for _ = 1, count do
   local priority = tonumber(ARGV[argi])
   local hasIdem = ARGV[argi + 1] == '1'
   local fingerprint = ARGV[argi + 2]
-  local nfields = tonumber(ARGV[argi + 3])
-  local fieldsAt = argi + 4
+  local hasSeq = ARGV[argi + 3] == '1'
+  local nfields = tonumber(ARGV[argi + 4])
+  local fieldsAt = argi + 5
   argi = fieldsAt + nfields * 2
 
   local idemKey = nil
@@ -47,6 +53,11 @@ for _ = 1, count do
     idemKey = KEYS[keyi]
     keyi = keyi + 1
     existing = redis.call('GET', idemKey)
+  end
+  local seqKeyOfTask = nil
+  if hasSeq then
+    seqKeyOfTask = KEYS[keyi]
+    keyi = keyi + 1
   end
 
   local replay = false
@@ -66,6 +77,10 @@ for _ = 1, count do
     local seq = redis.call('INCR', seqKey)
     local id = string.format('%012d', seq)
     local hash = { 'id', id, 'priority', priority, 'status', 'queued', 'created_at', nowStr }
+    if seqKeyOfTask then
+      hash[#hash + 1] = 'seq'
+      hash[#hash + 1] = redis.call('INCR', seqKeyOfTask)
+    end
     for i = fieldsAt, fieldsAt + nfields * 2 - 1 do
       hash[#hash + 1] = ARGV[i]
     end
