@@ -247,3 +247,51 @@ describe('identity, recovery, offline and upstream', () => {
     c.ws.close();
   });
 });
+
+describe('the client library', () => {
+  it('connects with a token from logic, reconnects after a drop, recovers what it missed by seq, never twice', async () => {
+    const { PushlineClient } = await import('../../src/client/index.ts');
+    const keys = routingKeys(env.REDIS_KEY_PREFIX);
+    const got: { id?: string; seq?: number; messages?: { content: string }[] }[] = [];
+    const states: string[] = [];
+    let gate: Promise<void> = Promise.resolve();
+    let tokens = 0;
+    const clientLib = new PushlineClient({
+      WebSocket: WebSocket as never,
+      reconnectMinMs: 50,
+      connection: async () => {
+        await gate; // lets the test hold the reconnect until messages were sent meanwhile
+        tokens++;
+        const res = await post('/logic/token', { userId: 'lib_user', roomId: 'room_lib' });
+        const { token, comet } = res.json();
+        return { url: comet.replace('localhost', '127.0.0.1'), token };
+      },
+      onMessage: (m) => got.push(m as never),
+      onState: (s) => states.push(s),
+    });
+    clientLib.connect();
+    await waitFor(() => states.includes('open'), 'open');
+    await post('/logic/send', { roomId: 'room_lib', userId: 'host', messages: [{ content: 'a' }] });
+    await waitFor(() => got.length === 1, 'first message');
+
+    // Drop the connection on the comet's side, and hold the reconnect.
+    let release!: () => void;
+    gate = new Promise((r) => (release = r));
+    const holder = comets.find((c) => c.hub.conns.has(clientLib.connId!))!;
+    holder.hub.conns.get(clientLib.connId!)!.ws.terminate();
+    await waitFor(() => states.at(-1) === 'reconnecting', 'reconnecting');
+    for (const content of ['b', 'c']) await post('/logic/send', { roomId: 'room_lib', userId: 'host', messages: [{ content }] });
+    await waitFor(async () => (await client.xlen(keys.roomHistory('room_lib'))) === 3, 'sent while away');
+    release();
+
+    await waitFor(() => got.length === 3, 'recovered the two it missed');
+    await post('/logic/send', { roomId: 'room_lib', userId: 'host', messages: [{ content: 'd' }] });
+    await waitFor(() => got.length === 4, 'live again');
+    expect(got.map((m) => [m.seq, m.messages![0]!.content])).toEqual([[1, 'a'], [2, 'b'], [3, 'c'], [4, 'd']]);
+    expect(new Set(got.map((m) => m.id)).size).toBe(4);
+    expect(tokens).toBe(2);
+    expect(await clientLib.send('from the library')).toMatch(/^\d{12}$/);
+    await waitFor(() => got.some((m) => m.messages?.[0]?.content === 'from the library'), 'own message echoed through the room');
+    clientLib.close();
+  });
+});
