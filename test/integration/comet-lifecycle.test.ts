@@ -1,0 +1,145 @@
+// Comets as users run them (`pushline comet`): a SIGKILLed comet's routing is removed by its
+// peer, a restarted comet clears what its previous run left, SIGTERM closes sockets with 1001
+// and removes routing. Also: a slow consumer is closed with 4008, the room comes from the
+// token only, and server reflection answers (what grpcurl relies on).
+import { createRequire } from 'node:module';
+import * as grpc from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { Redis } from 'ioredis';
+import { signConnectionToken } from '../../src/auth/token.ts';
+import { CometClients } from '../../src/job/comet-clients.ts';
+import { freePort } from '../../src/local/redis-server.ts';
+import { routingKeys } from '../../src/routing/keys.ts';
+import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
+import { spawnPushline, type Proc } from '../helpers/processes.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const SECRET = 'lifecycle-secret-0123456789';
+let redis: TestRedis;
+let client: Redis;
+beforeAll(async () => {
+  redis = await startTestRedis();
+  client = redis.client();
+});
+afterAll(async () => redis.close());
+
+interface Node { proc: Proc; ws: number; grpc: number; id: string; env: Record<string, string> }
+
+async function comet(prefix: string, extra: Record<string, string> = {}, ports?: { ws: number; grpc: number }): Promise<Node> {
+  const ws = ports?.ws ?? (await freePort());
+  const grpcPort = ports?.grpc ?? (await freePort());
+  const env = {
+    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: prefix, AUTH_SECRET: SECRET,
+    COMET_HOST: '127.0.0.1', COMET_WS_PORT: String(ws), COMET_GRPC_PORT: String(grpcPort), COMET_ID: `127.0.0.1:${grpcPort}`,
+    COMET_HEARTBEAT_MS: '200', COMET_DEAD_AFTER_MS: '1500', LOG_LEVEL: 'info', ...extra,
+  };
+  const proc = spawnPushline(['comet'], env);
+  await waitFor(() => proc.output().includes('serving WebSocket'), 'comet up', 30_000, 50);
+  return { proc, ws, grpc: grpcPort, id: `127.0.0.1:${grpcPort}`, env };
+}
+
+async function open(port: number, userId: string, roomId: string, query = ''): Promise<{ ws: WebSocket; frames: unknown[]; connId: string; closed: Promise<number> }> {
+  const { token } = await signConnectionToken({ userId, roomId }, SECRET, 60);
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/?token=${token}${query}`);
+  const frames: unknown[] = [];
+  ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+  ws.on('error', () => {});
+  const hello = (await waitFor(() => frames.find((f) => (f as { type: string }).type === 'connected'), 'connected')) as { payload: { connId: string; roomId: string } };
+  return { ws, frames, connId: hello.payload.connId, closed };
+}
+
+describe('comet processes', () => {
+  it("removes a SIGKILLed comet's routing from a live peer, and a restarted comet clears its leftovers", async () => {
+    const prefix = uniquePrefix();
+    const keys = routingKeys(prefix);
+    const a = await comet(prefix);
+    const b = await comet(prefix);
+    const onA = await open(a.ws, 'ua', 'room_k');
+    const onB = await open(b.ws, 'ub', 'room_k');
+    await waitFor(async () => (await client.scard(keys.roomConnections('room_k'))) === 2, 'both routed');
+
+    a.proc.child.kill('SIGKILL');
+    await a.proc.exited;
+    await waitFor(async () => (await client.exists(keys.connectionInfo(onA.connId))) === 0, "peer removed the dead comet's routing", 20_000, 100);
+    expect(await client.smembers(keys.roomConnections('room_k'))).toEqual([onB.connId]);
+    expect(await client.zscore(keys.cometNodes, a.id)).toBeNull();
+    expect(b.proc.output()).toContain(`comet ${a.id} stopped heartbeating`);
+
+    // A comet killed with nobody left to notice: its restart removes what it left behind.
+    b.proc.child.kill('SIGKILL');
+    await b.proc.exited;
+    expect(await client.exists(keys.connectionInfo(onB.connId))).toBe(1);
+    const b2 = await comet(prefix, {}, { ws: b.ws, grpc: b.grpc });
+    await waitFor(async () => (await client.exists(keys.connectionInfo(onB.connId))) === 0, 'restart purged leftovers');
+    expect(b2.proc.output()).toContain('left by a previous run');
+    expect(await client.exists(keys.roomConnections('room_k'))).toBe(0);
+
+    // SIGTERM: sockets closed with 1001, routing and liveness removed, exit 0.
+    const last = await open(b2.ws, 'uc', 'room_t');
+    b2.proc.child.kill('SIGTERM');
+    expect(await last.closed).toBe(1001);
+    expect(await b2.proc.exited).toBe(0);
+    expect(await client.exists(keys.connectionInfo(last.connId), keys.roomConnections('room_t'))).toBe(0);
+    expect(await client.zscore(keys.cometNodes, b2.id)).toBeNull();
+  });
+
+  it('closes a slow consumer with 4008 and keeps serving the others', async () => {
+    const prefix = uniquePrefix();
+    const node = await comet(prefix, { COMET_MAX_BUFFER_BYTES: '262144', COMET_BATCH_MS: '0' });
+    const slow = await open(node.ws, 'slow', 'room_s');
+    const fast = await open(node.ws, 'fast', 'room_s');
+    // The slow client stops reading: its kernel buffers fill, then the comet's send buffer.
+    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const rpc = new CometClients(5000);
+    const body = Buffer.from(JSON.stringify({ blob: 'x'.repeat(60_000) }));
+    for (let i = 0; i < 400; i++) {
+      await rpc.broadcastRoom(node.id, 'room_s', { ver: 1, op: 4, seq: 0, body });
+      if (node.proc.output().includes('closing a slow consumer')) break;
+    }
+    await waitFor(() => node.proc.output().includes('closing a slow consumer'), 'slow consumer closed');
+    (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    expect(await slow.closed).toBe(4008);
+    // The fast client got every message and is still connected.
+    await rpc.broadcastRoom(node.id, 'room_s', { ver: 1, op: 4, seq: 0, body: Buffer.from('{"after":true}') });
+    await waitFor(() => fast.frames.some((f) => JSON.stringify(f).includes('"after":true')), 'fast client still served');
+    rpc.close();
+    fast.ws.close();
+    node.proc.child.kill('SIGTERM');
+    await node.proc.exited;
+  });
+
+  it('takes the room from the token, never from the URL, and answers server reflection', async () => {
+    const prefix = uniquePrefix();
+    const node = await comet(prefix);
+    const c = await open(node.ws, 'u_room', 'room_from_token', '&roomId=other&room=other&userId=admin');
+    const hello = c.frames.find((f) => (f as { type: string }).type === 'connected') as { payload: { roomId: string; userId: string } };
+    expect(hello.payload).toMatchObject({ roomId: 'room_from_token', userId: 'u_room' });
+    const keys = routingKeys(prefix);
+    expect(await client.hget(keys.connectionInfo(c.connId), 'room_id')).toBe('room_from_token');
+    c.ws.close();
+
+    const require = createRequire(import.meta.url);
+    const protoPath = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
+    const def = grpc.loadPackageDefinition(loadSync(protoPath, { keepCase: true })) as unknown as {
+      grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } };
+    };
+    const refl = new def.grpc.reflection.v1.ServerReflection(node.id, grpc.credentials.createInsecure()) as unknown as {
+      ServerReflectionInfo(): grpc.ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }>;
+      close(): void;
+    };
+    const stream = refl.ServerReflectionInfo();
+    const reply = await new Promise<{ list_services_response?: { service: { name: string }[] } }>((resolve, reject) => {
+      stream.on('data', resolve);
+      stream.on('error', reject);
+      stream.write({ list_services: '' });
+    });
+    stream.end();
+    refl.close();
+    expect(reply.list_services_response!.service.map((s) => s.name)).toContain('ChatRoom.Comet.Comet');
+    node.proc.child.kill('SIGTERM');
+    await node.proc.exited;
+  });
+});
