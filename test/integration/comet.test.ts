@@ -94,6 +94,20 @@ describe('connecting', () => {
   });
 });
 
+describe('heartbeats', () => {
+  it("refresh the user's online TTL and are answered", async () => {
+    const keys = routingKeys(prefix);
+    const c = await connect('hb_user', 'room_hb');
+    await waitFor(async () => (await client.exists(keys.userOnline('hb_user'))) === 1, 'online');
+    await client.expire(keys.userOnline('hb_user'), 5);
+    c.ws.send('{"type":"heartbeat"}');
+    await waitFor(() => c.frames.some((f) => (f as { type: string }).type === 'heartbeat'), 'heartbeat answered');
+    await waitFor(async () => (await client.ttl(keys.userOnline('hb_user'))) > 100, 'TTL refreshed');
+    expect(await client.get(keys.userOnline('hb_user'))).toBe(c.connId);
+    c.ws.close();
+  });
+});
+
 describe('delivery over gRPC', () => {
   it('BroadcastRoom reaches every socket of the room, batching a burst into array frames', async () => {
     const a = await connect('ua', 'room_b');
