@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 import { startRedisServer, type RunningRedis } from '../../src/local/redis-server.ts';
 
 export interface TestRedis {
@@ -48,4 +49,18 @@ export async function startTestRedis(): Promise<TestRedis> {
 
 export function uniquePrefix(): string {
   return `t${randomBytes(4).toString('hex')}:`;
+}
+
+/**
+ * One redis-server for a whole test file: started before its tests, killed after them.
+ * Read `.redis` / `.client` inside tests (they exist once beforeAll has run).
+ */
+export function useTestRedis(): { readonly redis: TestRedis; readonly client: Redis } {
+  const shared = {} as { redis: TestRedis; client: Redis };
+  beforeAll(async () => {
+    shared.redis = await startTestRedis();
+    shared.client = shared.redis.client();
+  });
+  afterAll(async () => shared.redis?.close());
+  return shared;
 }

@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { queueKeys } from '../../src/queue/keys.ts';
 import { TaskQueue } from '../../src/queue/task-queue.ts';
 import { freePort, pingRedis } from '../../src/local/redis-server.ts';
-import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
+import { uniquePrefix, useTestRedis } from '../helpers/redis.ts';
 import { BIN, spawnPushline } from '../helpers/processes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -19,20 +19,14 @@ const run = promisify(execFile);
 const SCRIPT = fileURLToPath(new URL('../../scripts/check_redis_queue.sh', import.meta.url));
 const script = (name: string) => fileURLToPath(new URL(`../../scripts/${name}`, import.meta.url));
 
-let redis: TestRedis;
-let client: Redis;
-beforeAll(async () => {
-  redis = await startTestRedis();
-  client = redis.client();
-});
-afterAll(async () => redis.close());
+const shared = useTestRedis();
 
 async function seeded() {
   const prefix = uniquePrefix();
   const keys = queueKeys({ keyPrefix: prefix });
-  const queue = new TaskQueue(client, keys, { retentionSeconds: 3600, idempotencyTtlSeconds: 60 });
+  const queue = new TaskQueue(shared.client, keys, { retentionSeconds: 3600, idempotencyTtlSeconds: 60 });
   const created = await queue.enqueue([1, 5, 3, 5, 2].map((priority) => ({ type: 'echo', priority })));
-  const env = { ...process.env, REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: prefix };
+  const env = { ...process.env, REDIS_HOST: '127.0.0.1', REDIS_PORT: String(shared.redis.port), REDIS_KEY_PREFIX: prefix };
   return { keys, queue, created, env };
 }
 
@@ -79,7 +73,7 @@ describe('inspection', () => {
     expect(listed.stdout).toContain('gave up');
     const retried = await run(process.execPath, [BIN, 'queue', 'retry', task!.id], { env, cwd: tmpdir() });
     expect(retried.stdout).toContain('queued again');
-    expect(await client.zscore(keys.tasks.queue, task!.id)).not.toBeNull();
+    expect(await shared.client.zscore(keys.tasks.queue, task!.id)).not.toBeNull();
     const again = await run(process.execPath, [BIN, 'queue', 'retry', task!.id], { env, cwd: tmpdir() }).catch((e) => e);
     expect(again.code).toBe(1);
   });
@@ -87,7 +81,7 @@ describe('inspection', () => {
 
 describe('routing scripts', () => {
   it('setup_redis_test_data.sh writes the seed data set and check_redis_routing.sh shows it grouped by comet', async () => {
-    const env = { ...process.env, REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: uniquePrefix() };
+    const env = { ...process.env, REDIS_HOST: '127.0.0.1', REDIS_PORT: String(shared.redis.port), REDIS_KEY_PREFIX: uniquePrefix() };
     const setup = await run('bash', [script('setup_redis_test_data.sh')], { env, cwd: tmpdir() });
     expect(setup.stdout).toContain('✅ 用户 user_123 (conn_1) -> localhost:50051');
     expect(setup.stdout).toContain('✅ 用户 user_999 (conn_4) -> localhost:50052');

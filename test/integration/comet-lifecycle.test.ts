@@ -5,25 +5,18 @@
 import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { Redis } from 'ioredis';
 import { signConnectionToken } from '../../src/auth/token.ts';
 import { CometClients } from '../../src/job/comet-clients.ts';
 import { freePort } from '../../src/local/redis-server.ts';
 import { routingKeys } from '../../src/routing/keys.ts';
-import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
+import { uniquePrefix, useTestRedis } from '../helpers/redis.ts';
 import { spawnPushline, type Proc } from '../helpers/processes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const SECRET = 'lifecycle-secret-0123456789';
-let redis: TestRedis;
-let client: Redis;
-beforeAll(async () => {
-  redis = await startTestRedis();
-  client = redis.client();
-});
-afterAll(async () => redis.close());
+const shared = useTestRedis();
 
 interface Node { proc: Proc; ws: number; grpc: number; id: string; env: Record<string, string> }
 
@@ -31,7 +24,7 @@ async function comet(prefix: string, extra: Record<string, string> = {}, ports?:
   const ws = ports?.ws ?? (await freePort());
   const grpcPort = ports?.grpc ?? (await freePort());
   const env = {
-    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: prefix, AUTH_SECRET: SECRET,
+    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(shared.redis.port), REDIS_KEY_PREFIX: prefix, AUTH_SECRET: SECRET,
     COMET_HOST: '127.0.0.1', COMET_WS_PORT: String(ws), COMET_GRPC_PORT: String(grpcPort), COMET_ID: `127.0.0.1:${grpcPort}`,
     COMET_HEARTBEAT_MS: '200', COMET_DEAD_AFTER_MS: '1500', LOG_LEVEL: 'info', ...extra,
   };
@@ -59,31 +52,31 @@ describe('comet processes', () => {
     const b = await comet(prefix);
     const onA = await open(a.ws, 'ua', 'room_k');
     const onB = await open(b.ws, 'ub', 'room_k');
-    await waitFor(async () => (await client.scard(keys.roomConnections('room_k'))) === 2, 'both routed');
+    await waitFor(async () => (await shared.client.scard(keys.roomConnections('room_k'))) === 2, 'both routed');
 
     a.proc.child.kill('SIGKILL');
     await a.proc.exited;
-    await waitFor(async () => (await client.exists(keys.connectionInfo(onA.connId))) === 0, "peer removed the dead comet's routing", 20_000, 100);
-    expect(await client.smembers(keys.roomConnections('room_k'))).toEqual([onB.connId]);
-    expect(await client.zscore(keys.cometNodes, a.id)).toBeNull();
+    await waitFor(async () => (await shared.client.exists(keys.connectionInfo(onA.connId))) === 0, "peer removed the dead comet's routing", 20_000, 100);
+    expect(await shared.client.smembers(keys.roomConnections('room_k'))).toEqual([onB.connId]);
+    expect(await shared.client.zscore(keys.cometNodes, a.id)).toBeNull();
     expect(b.proc.output()).toContain(`comet ${a.id} stopped heartbeating`);
 
     // A comet killed with nobody left to notice: its restart removes what it left behind.
     b.proc.child.kill('SIGKILL');
     await b.proc.exited;
-    expect(await client.exists(keys.connectionInfo(onB.connId))).toBe(1);
+    expect(await shared.client.exists(keys.connectionInfo(onB.connId))).toBe(1);
     const b2 = await comet(prefix, {}, { ws: b.ws, grpc: b.grpc });
-    await waitFor(async () => (await client.exists(keys.connectionInfo(onB.connId))) === 0, 'restart purged leftovers');
+    await waitFor(async () => (await shared.client.exists(keys.connectionInfo(onB.connId))) === 0, 'restart purged leftovers');
     expect(b2.proc.output()).toContain('left by a previous run');
-    expect(await client.exists(keys.roomConnections('room_k'))).toBe(0);
+    expect(await shared.client.exists(keys.roomConnections('room_k'))).toBe(0);
 
     // SIGTERM: sockets closed with 1001, routing and liveness removed, exit 0.
     const last = await open(b2.ws, 'uc', 'room_t');
     b2.proc.child.kill('SIGTERM');
     expect(await last.closed).toBe(1001);
     expect(await b2.proc.exited).toBe(0);
-    expect(await client.exists(keys.connectionInfo(last.connId), keys.roomConnections('room_t'))).toBe(0);
-    expect(await client.zscore(keys.cometNodes, b2.id)).toBeNull();
+    expect(await shared.client.exists(keys.connectionInfo(last.connId), keys.roomConnections('room_t'))).toBe(0);
+    expect(await shared.client.zscore(keys.cometNodes, b2.id)).toBeNull();
   });
 
   it('closes a slow consumer with 4008 and keeps serving the others', async () => {
@@ -118,7 +111,7 @@ describe('comet processes', () => {
     const hello = c.frames.find((f) => (f as { type: string }).type === 'connected') as { payload: { roomId: string; userId: string } };
     expect(hello.payload).toMatchObject({ roomId: 'room_from_token', userId: 'u_room' });
     const keys = routingKeys(prefix);
-    expect(await client.hget(keys.connectionInfo(c.connId), 'room_id')).toBe('room_from_token');
+    expect(await shared.client.hget(keys.connectionInfo(c.connId), 'room_id')).toBe('room_from_token');
     c.ws.close();
 
     const require = createRequire(import.meta.url);

@@ -1,30 +1,23 @@
 // At-least-once under fire: job processes are SIGKILLed again and again while tasks are
 // being enqueued and processed; afterwards every accepted task is completed, none lost.
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import { expect, it } from 'vitest';
 import { queueKeys } from '../../src/queue/keys.ts';
 import { TaskQueue } from '../../src/queue/task-queue.ts';
-import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
+import { uniquePrefix, useTestRedis } from '../helpers/redis.ts';
 import { spawnPushline, type Proc } from '../helpers/processes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-let redis: TestRedis;
-let client: Redis;
-beforeAll(async () => {
-  redis = await startTestRedis();
-  client = redis.client();
-});
-afterAll(async () => redis.close());
+const shared = useTestRedis();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 it('loses no task when job processes are SIGKILLed repeatedly under load', async () => {
   const prefix = uniquePrefix();
   const keys = queueKeys({ keyPrefix: prefix });
-  const queue = new TaskQueue(client, keys, { retentionSeconds: 3600, idempotencyTtlSeconds: 60 });
+  const queue = new TaskQueue(shared.client, keys, { retentionSeconds: 3600, idempotencyTtlSeconds: 60 });
   const env = {
     REDIS_HOST: '127.0.0.1',
-    REDIS_PORT: String(redis.port),
+    REDIS_PORT: String(shared.redis.port),
     REDIS_KEY_PREFIX: prefix,
     PUSHLINE_DEV: 'true',
     LOG_LEVEL: 'info',
@@ -70,22 +63,22 @@ it('loses no task when job processes are SIGKILLed repeatedly under load', async
   expect(ids.length).toBeGreaterThan(500);
 
   const statuses = async () => {
-    const pipeline = client.pipeline();
+    const pipeline = shared.client.pipeline();
     for (const id of ids) pipeline.hget(keys.task(id), 'status');
     return (await pipeline.exec())!.map(([, v]) => v as string | null);
   };
   await waitFor(async () => (await statuses()).every((s) => s === 'completed'), 'every task completed', 60_000, 250);
 
   // The kills hit work in progress: some tasks had to run again after their lease expired.
-  const attempts = await Promise.all(ids.map((id) => client.hget(keys.task(id), 'attempts')));
+  const attempts = await Promise.all(ids.map((id) => shared.client.hget(keys.task(id), 'attempts')));
   expect(attempts.filter((a) => Number(a) > 1).length).toBeGreaterThan(0);
 
   for (const j of jobs) j.child.kill('SIGTERM');
   const codes = await Promise.all(jobs.map((j) => j.exited));
   expect(codes).toEqual([0, 0]);
   expect(new Set(ids).size).toBe(ids.length);
-  expect(await client.zcard(keys.tasks.queue)).toBe(0);
-  expect(await client.zcard(keys.tasks.processing)).toBe(0);
-  expect(await client.zcard(keys.tasks.delayed)).toBe(0);
-  expect(await client.zcard(keys.tasks.dead)).toBe(0);
+  expect(await shared.client.zcard(keys.tasks.queue)).toBe(0);
+  expect(await shared.client.zcard(keys.tasks.processing)).toBe(0);
+  expect(await shared.client.zcard(keys.tasks.delayed)).toBe(0);
+  expect(await shared.client.zcard(keys.tasks.dead)).toBe(0);
 });

@@ -1,21 +1,17 @@
 // The Lua engine against a real redis-server: score formula, pop order, every transition.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { queueKeys, queueScore, type QueueKeys } from '../../src/queue/keys.ts';
 import { TaskQueue } from '../../src/queue/task-queue.ts';
-import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
+import { uniquePrefix, useTestRedis } from '../helpers/redis.ts';
 
-let redis: TestRedis;
-let client: Redis;
+const shared = useTestRedis();
 let keys: QueueKeys;
 let queue: TaskQueue;
+let client: Redis;
 
-beforeAll(async () => {
-  redis = await startTestRedis();
-  client = redis.client();
-});
-afterAll(async () => redis.close());
 beforeEach(() => {
+  client = shared.client;
   keys = queueKeys({ keyPrefix: uniquePrefix() });
   queue = new TaskQueue(client, keys, { retentionSeconds: 3600, idempotencyTtlSeconds: 600 });
 });

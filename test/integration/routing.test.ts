@@ -1,24 +1,18 @@
 // Routing keys against real Redis: data written by hand the seed docs' way routes as it
 // should; comet-side register / disconnect / purge keep every key consistent.
 import { spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { routingKeys } from '../../src/routing/keys.ts';
 import { RoutingLookup } from '../../src/routing/lookup.ts';
 import { RoutingRegistry } from '../../src/routing/registry.ts';
-import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
+import { uniquePrefix, useTestRedis } from '../helpers/redis.ts';
 
-let redis: TestRedis;
-let client: Redis;
-beforeAll(async () => {
-  redis = await startTestRedis();
-  client = redis.client();
-});
-afterAll(async () => redis.close());
+const shared = useTestRedis();
 
 describe('the seed data set, written with redis-cli', () => {
   it('routes room video_123 to two comets with two connections each', async () => {
-    await client.flushdb();
+    await shared.client.flushdb();
     // The commands of the seed's quick-start doc, verbatim (four users on two comets).
     const seed = `
 SADD room:connections:video_123 conn_1
@@ -34,10 +28,10 @@ SADD room:connections:video_123 conn_4
 HMSET connection:info:conn_4 comet_id localhost:50052 user_id user_999 room_id video_123
 SET user:online:user_999 conn_4
 `;
-    const cli = spawnSync('redis-cli', ['-p', String(redis.port)], { input: seed, encoding: 'utf8' });
+    const cli = spawnSync('redis-cli', ['-p', String(shared.redis.port)], { input: seed, encoding: 'utf8' });
     expect(cli.status).toBe(0);
 
-    const lookup = new RoutingLookup(client, routingKeys());
+    const lookup = new RoutingLookup(shared.client, routingKeys());
     const routes = await lookup.room('video_123');
     expect(routes.total).toBe(4);
     expect(routes.stale).toEqual([]);
@@ -57,30 +51,30 @@ SET user:online:user_999 conn_4
 describe('RoutingRegistry', () => {
   it('registers, refreshes and removes a connection in every key, keeping another device online', async () => {
     const keys = routingKeys(uniquePrefix());
-    const registry = new RoutingRegistry(client, keys, 300);
+    const registry = new RoutingRegistry(shared.client, keys, 300);
     await registry.connect({ connId: 'c1', cometId: 'localhost:50051', userId: 'u1', roomId: 'r1' });
     await registry.connect({ connId: 'c2', cometId: 'localhost:50052', userId: 'u1', roomId: 'r1' });
-    expect(await client.hgetall(keys.connectionInfo('c1'))).toEqual({ comet_id: 'localhost:50051', user_id: 'u1', room_id: 'r1' });
-    expect((await client.smembers(keys.roomConnections('r1'))).sort()).toEqual(['c1', 'c2']);
-    expect((await client.smembers(keys.userConnections('u1'))).sort()).toEqual(['c1', 'c2']);
-    expect(await client.smembers(keys.cometConnections('localhost:50051'))).toEqual(['c1']);
-    expect(await client.get(keys.userOnline('u1'))).toBe('c2');
-    const ttl = await client.ttl(keys.userOnline('u1'));
+    expect(await shared.client.hgetall(keys.connectionInfo('c1'))).toEqual({ comet_id: 'localhost:50051', user_id: 'u1', room_id: 'r1' });
+    expect((await shared.client.smembers(keys.roomConnections('r1'))).sort()).toEqual(['c1', 'c2']);
+    expect((await shared.client.smembers(keys.userConnections('u1'))).sort()).toEqual(['c1', 'c2']);
+    expect(await shared.client.smembers(keys.cometConnections('localhost:50051'))).toEqual(['c1']);
+    expect(await shared.client.get(keys.userOnline('u1'))).toBe('c2');
+    const ttl = await shared.client.ttl(keys.userOnline('u1'));
     expect(ttl).toBeGreaterThan(290);
 
     expect(await registry.disconnect(['c2'])).toBe(1);
-    expect(await client.exists(keys.connectionInfo('c2'))).toBe(0);
-    expect(await client.smembers(keys.roomConnections('r1'))).toEqual(['c1']);
-    expect(await client.get(keys.userOnline('u1'))).toBe('c1');
-    expect(await client.ttl(keys.userOnline('u1'))).toBeGreaterThan(0);
+    expect(await shared.client.exists(keys.connectionInfo('c2'))).toBe(0);
+    expect(await shared.client.smembers(keys.roomConnections('r1'))).toEqual(['c1']);
+    expect(await shared.client.get(keys.userOnline('u1'))).toBe('c1');
+    expect(await shared.client.ttl(keys.userOnline('u1'))).toBeGreaterThan(0);
 
     expect(await registry.disconnect(['c1', 'never-existed'])).toBe(1);
-    expect(await client.exists(keys.userOnline('u1'), keys.roomConnections('r1'), keys.userConnections('u1'))).toBe(0);
+    expect(await shared.client.exists(keys.userOnline('u1'), keys.roomConnections('r1'), keys.userConnections('u1'))).toBe(0);
   });
 
   it('purges everything a comet registered and drops it from comet:nodes', async () => {
     const keys = routingKeys(uniquePrefix());
-    const registry = new RoutingRegistry(client, keys, 300);
+    const registry = new RoutingRegistry(shared.client, keys, 300);
     await registry.heartbeatComet('localhost:50051');
     await registry.heartbeatComet('localhost:50052');
     for (let i = 0; i < 1200; i++) {
@@ -88,18 +82,18 @@ describe('RoutingRegistry', () => {
     }
     await registry.connect({ connId: 'b1', cometId: 'localhost:50052', userId: 'ub', roomId: 'room0' });
     expect(await registry.purgeComet('localhost:50051')).toBe(1200);
-    expect(await client.smembers(keys.roomConnections('room0'))).toEqual(['b1']);
-    expect(await client.exists(keys.roomConnections('room1'), keys.cometConnections('localhost:50051'), keys.userOnline('u5'))).toBe(0);
-    expect(await client.zrange(keys.cometNodes, '0', '-1')).toEqual(['localhost:50052']);
+    expect(await shared.client.smembers(keys.roomConnections('room0'))).toEqual(['b1']);
+    expect(await shared.client.exists(keys.roomConnections('room1'), keys.cometConnections('localhost:50051'), keys.userOnline('u5'))).toBe(0);
+    expect(await shared.client.zrange(keys.cometNodes, '0', '-1')).toEqual(['localhost:50052']);
     expect(await registry.staleComets(60_000)).toEqual([]);
     expect(await registry.staleComets(-1)).toEqual(['localhost:50052']);
   });
 
   it('lookup drops ids whose info hash is gone from the room set', async () => {
     const keys = routingKeys(uniquePrefix());
-    await client.sadd(keys.roomConnections('r'), 'ghost');
-    const routes = await new RoutingLookup(client, keys).room('r');
+    await shared.client.sadd(keys.roomConnections('r'), 'ghost');
+    const routes = await new RoutingLookup(shared.client, keys).room('r');
     expect(routes).toEqual({ total: 1, byComet: [], stale: ['ghost'] });
-    expect(await client.exists(keys.roomConnections('r'))).toBe(0);
+    expect(await shared.client.exists(keys.roomConnections('r'))).toBe(0);
   });
 });
