@@ -112,6 +112,27 @@ describe('the seed walkthrough: room video_123, four viewers on two comets', () 
   });
 });
 
+describe('routing written by hand', () => {
+  it('job routes seed-style data typed with redis-cli: 4 connections grouped into 2 comet nodes', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const p = env.REDIS_KEY_PREFIX;
+    const [a, b] = comets.map((c) => c.cometId);
+    const lines = [['conn_1', 'user_123', a], ['conn_2', 'user_456', a], ['conn_3', 'user_789', b], ['conn_4', 'user_999', b]]
+      .flatMap(([conn, user, comet]) => [
+        `SADD ${p}room:connections:video_seed ${conn}`,
+        `HMSET ${p}connection:info:${conn} comet_id ${comet} user_id ${user} room_id video_seed`,
+        `SET ${p}user:online:${user} ${conn}`,
+      ]);
+    expect(spawnSync('redis-cli', ['-p', String(redis.port)], { input: lines.join('\n'), encoding: 'utf8' }).status).toBe(0);
+    const res = await post('/logic/send', { roomId: 'video_seed', userId: 123, messages: [{ content: 'hand-made routing' }] });
+    const { status, result } = await taskResult(res.json().task_id);
+    expect(status).toBe('completed');
+    // One call per comet node, both answered; nobody is actually connected there, so 0 delivered.
+    expect(result).toMatchObject({ sent: 4, failed: 0, comet_nodes: 2, connections: 4 });
+    expect(result.nodes.map((n: { comet: string; connections: number; ok: boolean }) => [n.comet, n.connections, n.ok]).sort()).toEqual([[a, 2, true], [b, 2, true]].sort());
+  });
+});
+
 describe('push and broadcast', () => {
   it('/logic/push reaches only the listed users, on whichever comet; /logic/broadcast reaches everyone', async () => {
     const a = await connect(comets[0]!, 'alice', 'r1');
