@@ -5,6 +5,8 @@ export interface RoutingKeys {
   readonly prefix: string;
   readonly cometNodes: string;
   roomConnections(roomId: string): string;
+  /** HASH comet_id → how many of the room's connections it holds (kept by comets; lets job skip per-member reads). */
+  roomComets(roomId: string): string;
   connectionInfo(connId: string): string;
   userOnline(userId: string): string;
   userConnections(userId: string): string;
@@ -22,6 +24,7 @@ export function routingKeys(prefix = ''): RoutingKeys {
     prefix,
     cometNodes: `${prefix}comet:nodes`,
     roomConnections: (room) => `${prefix}room:connections:${room}`,
+    roomComets: (room) => `${prefix}room:comets:${room}`,
     connectionInfo: (conn) => `${prefix}connection:info:${conn}`,
     userOnline: (user) => `${prefix}user:online:${user}`,
     userConnections: (user) => `${prefix}user:connections:${user}`,

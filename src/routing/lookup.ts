@@ -7,6 +7,9 @@ import type { RoutingKeys } from './keys.ts';
 export interface Route {
   /** The comet's gRPC address, e.g. localhost:50051. */
   cometId: string;
+  /** How many of the target connections this comet holds. */
+  count: number;
+  /** The connection ids; empty when the room's per-comet tally was enough (room lookups). */
   connIds: string[];
   userIds: string[];
 }
@@ -25,7 +28,26 @@ export class RoutingLookup {
     private readonly keys: RoutingKeys,
   ) {}
 
+  /**
+   * A room's connections by comet. Comets keep room:comets:{room} (comet → count); when its
+   * counts add up to SCARD of the room set, that is all job needs: O(comets), not O(members).
+   * Otherwise (routing written by hand, or a tally not yet consistent) every member's
+   * connection:info is read, as the seed docs describe.
+   */
   async room(roomId: string): Promise<Routes> {
+    const [[, size], [, tally]] = (await this.redis
+      .multi()
+      .scard(this.keys.roomConnections(roomId))
+      .hgetall(this.keys.roomComets(roomId))
+      .exec()) as [[unknown, number], [unknown, Record<string, string>]];
+    const counts = Object.entries(tally).map(([cometId, n]) => ({ cometId, count: Number(n) })).filter((c) => c.count > 0);
+    if (size > 0 && counts.reduce((sum, c) => sum + c.count, 0) === size) {
+      return {
+        total: size,
+        byComet: counts.map((c) => ({ ...c, connIds: [], userIds: [] })).sort((a, b) => a.cometId.localeCompare(b.cometId)),
+        stale: [],
+      };
+    }
     const connIds = await this.redis.smembers(this.keys.roomConnections(roomId));
     const routes = await this.group(connIds);
     if (routes.stale.length > 0) await this.redis.srem(this.keys.roomConnections(roomId), ...routes.stale);
@@ -67,7 +89,8 @@ export class RoutingLookup {
         return;
       }
       let route = byComet.get(cometId);
-      if (!route) byComet.set(cometId, (route = { cometId, connIds: [], userIds: [] }));
+      if (!route) byComet.set(cometId, (route = { cometId, count: 0, connIds: [], userIds: [] }));
+      route.count++;
       route.connIds.push(conn);
       route.userIds.push(userId ?? '');
     });

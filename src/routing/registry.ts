@@ -31,6 +31,7 @@ export class RoutingRegistry {
     const result = await this.redis
       .multi()
       .sadd(k.roomConnections(c.roomId), c.connId)
+      .hincrby(k.roomComets(c.roomId), c.cometId, 1)
       .hset(k.connectionInfo(c.connId), 'comet_id', c.cometId, 'user_id', c.userId, 'room_id', c.roomId)
       .set(k.userOnline(c.userId), c.connId, 'EX', this.onlineTtlSeconds)
       .sadd(k.userConnections(c.userId), c.connId)

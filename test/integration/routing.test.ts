@@ -89,6 +89,28 @@ describe('RoutingRegistry', () => {
     expect(await registry.staleComets(-1)).toEqual(['localhost:50052']);
   });
 
+  it("room lookup uses the comets' per-room tally when it adds up, and reads every member when it does not", async () => {
+    const keys = routingKeys(uniquePrefix());
+    const registry = new RoutingRegistry(shared.client, keys, 300);
+    const lookup = new RoutingLookup(shared.client, keys);
+    for (let i = 0; i < 5; i++) await registry.connect({ connId: `t${i}`, cometId: i < 3 ? 'c:1' : 'c:2', userId: `u${i}`, roomId: 'big' });
+    expect(await shared.client.hgetall(keys.roomComets('big'))).toEqual({ 'c:1': '3', 'c:2': '2' });
+    const fast = await lookup.room('big');
+    expect(fast.byComet).toEqual([
+      { cometId: 'c:1', count: 3, connIds: [], userIds: [] },
+      { cometId: 'c:2', count: 2, connIds: [], userIds: [] },
+    ]);
+    // A member written by hand (no tally): the counts no longer add up, so every member is read.
+    await shared.client.sadd(keys.roomConnections('big'), 'hand');
+    await shared.client.hset(keys.connectionInfo('hand'), 'comet_id', 'c:3', 'user_id', 'h', 'room_id', 'big');
+    const full = await lookup.room('big');
+    expect(full.byComet.map((r) => [r.cometId, r.count, r.connIds.length])).toEqual([['c:1', 3, 3], ['c:2', 2, 2], ['c:3', 1, 1]]);
+    // Disconnects keep the tally right, down to removing a comet's entry.
+    await registry.disconnect(['t3', 't4', 'hand']);
+    expect(await shared.client.hgetall(keys.roomComets('big'))).toEqual({ 'c:1': '3' });
+    expect((await lookup.room('big')).byComet).toEqual([{ cometId: 'c:1', count: 3, connIds: [], userIds: [] }]);
+  });
+
   it('lookup drops ids whose info hash is gone from the room set', async () => {
     const keys = routingKeys(uniquePrefix());
     await shared.client.sadd(keys.roomConnections('r'), 'ghost');

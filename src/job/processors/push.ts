@@ -63,11 +63,11 @@ export function createPushProcessor(options: PushOptions): Processor {
   }
 
   async function send(ctx: TaskContext, route: Route, run: () => Promise<{ delivered: number }>): Promise<NodeOutcome> {
-    const outcome: NodeOutcome = { comet: route.cometId, connections: route.connIds.length, delivered: 0, attempts: 0, ok: false };
+    const outcome: NodeOutcome = { comet: route.cometId, connections: route.count, delivered: 0, attempts: 0, ok: false };
     const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
     for (let i = 1; i <= attempts; i++) {
       outcome.attempts = i;
-      ctx.log.info(`${prefix} Broadcasting to Comet ${route.cometId} for ${route.connIds.length} connections`);
+      ctx.log.info(`${prefix} Broadcasting to Comet ${route.cometId} for ${route.count} connections`);
       try {
         outcome.delivered = (await run()).delivered;
         outcome.ok = true;
@@ -105,7 +105,7 @@ export function createPushProcessor(options: PushOptions): Processor {
       let total: number;
       if (push.mode === 'broadcast') {
         const comets = [...(await liveComets())];
-        routes = comets.map((cometId) => ({ cometId, connIds: [], userIds: [] }));
+        routes = comets.map((cometId) => ({ cometId, count: 0, connIds: [], userIds: [] }));
         total = 0;
       } else {
         const found = push.mode === 'room' ? await lookup.room(push.roomId!) : await lookup.users(push.userIds!);
@@ -128,7 +128,7 @@ export function createPushProcessor(options: PushOptions): Processor {
         total = found.total;
         if (push.mode === 'room') ctx.log.info(`Room ${push.roomId} has ${total} connections`);
         else ctx.log.info(`Users ${push.userIds!.join(',')} have ${total} connections`);
-        ctx.log.info(`Grouped ${routes.reduce((n, r) => n + r.connIds.length, 0)} connections into ${routes.length} comet nodes`);
+        ctx.log.info(`Grouped ${routes.reduce((n, r) => n + r.count, 0)} connections into ${routes.length} comet nodes`);
       }
       const outcomes = await Promise.all(
         routes.map((route) =>

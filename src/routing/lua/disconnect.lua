@@ -6,7 +6,8 @@
   ARGV[1]  key prefix
   ARGV[2..] connection ids
 
-  For each connection: SREM from its room, user and comet sets, DEL its info hash, and, when
+  For each connection: SREM from its room, user and comet sets, count it out of the room's
+  per-comet tally (room:comets:{room}), DEL its info hash, and, when
   user:online:{user} points at it, point it at another of the user's connections (keeping
   the TTL) or delete it. Returns the number of connections that existed.
 ]]
@@ -22,7 +23,13 @@ for i = 2, #ARGV do
   end
   redis.call('DEL', infoKey)
   if room then
-    redis.call('SREM', prefix .. 'room:connections:' .. room, conn)
+    local removedFromRoom = redis.call('SREM', prefix .. 'room:connections:' .. room, conn)
+    if comet and removedFromRoom == 1 then
+      local tally = prefix .. 'room:comets:' .. room
+      if redis.call('HINCRBY', tally, comet, -1) <= 0 then
+        redis.call('HDEL', tally, comet)
+      end
+    end
   end
   if comet then
     redis.call('SREM', prefix .. 'comet:connections:' .. comet, conn)
