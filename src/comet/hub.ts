@@ -5,6 +5,7 @@
 import type { WebSocket } from 'ws';
 import { batchFrame, CLOSE, type ServerMessage } from './frames.ts';
 import { RecentIds } from './recent-ids.ts';
+import { TextFrame } from './text-frame.ts';
 
 export interface Conn {
   id: string;
@@ -104,19 +105,19 @@ export class Hub {
     if (frames && room) this.write(room, batchFrame(frames));
   }
 
-  private write(conns: Iterable<Conn>, frame: string): void {
-    // One Buffer for all sockets: the text is encoded once, not once per socket.
-    const data = Buffer.from(frame, 'utf8');
+  private write(conns: Iterable<Conn>, text: string): void {
+    // One frame for all sockets: encoded and framed once, not once per socket.
+    const frame = new TextFrame(text);
     for (const conn of conns) {
       const ws = conn.ws;
       if (ws.readyState !== ws.OPEN) continue;
-      if (ws.bufferedAmount + data.length > this.options.maxBufferBytes) {
+      if (ws.bufferedAmount + frame.length > this.options.maxBufferBytes) {
         this.slowConsumerCloses++;
         this.options.onSlowConsumer?.(conn);
         ws.close(CLOSE.slowConsumer, `slow consumer: more than ${this.options.maxBufferBytes} bytes waiting to be sent`);
         continue;
       }
-      ws.send(data, { binary: false });
+      frame.writeTo(ws);
     }
   }
 }
