@@ -58,7 +58,22 @@ function refuse(socket: Duplex, status: 400 | 401, message: string): void {
 export function createWsServer(options: WsServerOptions): WsServer {
   const { hub, registry, log } = options;
   const maxBadFrames = options.maxBadFrames ?? 5;
-  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes });
+  // The hub tracks sockets already; ws's own client Set would be a second copy.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes, clientTracking: false });
+  // One sweep pings every socket and drops those that did not answer the previous ping: a
+  // timer per connection would cost memory on every idle socket.
+  const unanswered = new WeakSet<WebSocket>();
+  const sweep = setInterval(() => {
+    for (const conn of hub.conns.values()) {
+      if (unanswered.has(conn.ws)) {
+        conn.ws.terminate();
+        continue;
+      }
+      unanswered.add(conn.ws);
+      conn.ws.ping();
+    }
+  }, options.pingIntervalMs ?? 30_000);
+  sweep.unref();
   const server = createServer((req, res) => {
     if (req.url === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', comet_id: options.cometId, connections: hub.conns.size }));
@@ -80,11 +95,10 @@ export function createWsServer(options: WsServerOptions): WsServer {
   async function accept(ws: WebSocket, claims: { userId: string; roomId: string; userName?: string }): Promise<void> {
     const conn: Conn = { id: `c${randomBytes(9).toString('base64url')}`, userId: claims.userId, roomId: claims.roomId, ws };
     hub.add(conn);
-    let alive = true;
     let badFrames = 0;
     const bucket = new TokenBucket(options.upstreamRate.perSec, options.upstreamRate.burst);
     const payloadOf = (frame: unknown) => ((frame as { payload?: unknown }).payload ?? {}) as Record<string, unknown>;
-    ws.on('pong', () => (alive = true));
+    ws.on('pong', () => unanswered.delete(ws));
     ws.on('close', () => {
       hub.remove(conn);
       registry.disconnect([conn.id]).catch((err) => log.warn({ err: String(err), conn: conn.id }, 'could not remove routing'));
@@ -105,7 +119,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
       const type = frame && typeof frame === 'object' ? (frame as { type?: unknown }).type : undefined;
       if (typeof type !== 'string') return reject(errorFrame('invalid_frame', 'frame must be a JSON object with a string "type"'));
       if (type === 'heartbeat') {
-        alive = true;
+        unanswered.delete(ws);
         registry.touch({ connId: conn.id, userId: conn.userId }).catch((err) => log.warn({ err: String(err) }, 'heartbeat not recorded'));
         ws.send('{"type":"heartbeat"}');
         return;
@@ -134,14 +148,6 @@ export function createWsServer(options: WsServerOptions): WsServer {
       }
       reject(errorFrame('unknown_type', `unknown frame type "${type}" (known: heartbeat, history, clientMessages)`));
     });
-    const ping = setInterval(() => {
-      if (!alive) return ws.terminate();
-      alive = false;
-      ws.ping();
-    }, options.pingIntervalMs ?? 30_000);
-    ping.unref();
-    ws.once('close', () => clearInterval(ping));
-
     try {
       await registry.connect({ connId: conn.id, cometId: options.cometId, userId: conn.userId, roomId: conn.roomId });
     } catch (err) {
@@ -164,6 +170,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
     server,
     wss,
     async closeAll() {
+      clearInterval(sweep);
       hub.flushAll();
       const conns = [...hub.conns.values()];
       for (const c of conns) c.ws.close(CLOSE.goingAway, 'comet shutting down');
