@@ -19,7 +19,7 @@ import { signConnectionToken } from '../src/auth/token.ts';
 import { CometClients } from '../src/job/comet-clients.ts';
 import { freePort, startRedisServer } from '../src/local/redis-server.ts';
 import { childEnv, procCpuSeconds, procRssBytes, startChild, waitForHttp, type Child } from './lib/push-procs.ts';
-import { Cleanup, fmtInt, fmtMs, listSetting, numberSetting, percentile, pool, setting, sleep, withTimeout } from './lib/util.ts';
+import { Cleanup, fmtInt, fmtMs, listSetting, numberSetting, percentile, pool, runBench, setting, sleep, withTimeout } from './lib/util.ts';
 
 // ---------------------------------------------------------------- settings
 
@@ -569,29 +569,8 @@ async function main(): Promise<void> {
   for (const n of notes) log(`- ${n}`);
 }
 
-let exitCode = 0;
-const onSignal = (signal: NodeJS.Signals) => {
-  console.error(`\n[bench] ${signal}: cleaning up`);
-  void cleanup.run().finally(() => process.exit(130));
-};
-process.once('SIGINT', onSignal);
-process.once('SIGTERM', onSignal);
-const onFatal = (err: unknown) => {
-  if (isEmfile(err)) console.error(`[bench] ${fdError('(uncaught)').message}`);
-  else console.error(`[bench] unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  void cleanup.run().finally(() => process.exit(1));
-};
-process.on('unhandledRejection', onFatal);
-process.on('uncaughtException', onFatal);
-
-try {
-  await main();
-} catch (err) {
-  if (err instanceof FdLimitError) console.error(`[bench] ${err.message}`);
-  else if (isEmfile(err)) console.error(`[bench] ${fdError('').message}`);
-  else console.error(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  exitCode = 1;
-} finally {
-  await cleanup.run();
-}
-process.exit(exitCode);
+await runBench(cleanup, main, (err) => {
+  if (err instanceof FdLimitError) return err.message;
+  if (isEmfile(err)) return fdError('').message;
+  return null;
+});

@@ -40,6 +40,7 @@ import {
   numberSetting,
   percentile,
   pool,
+  runBench,
   seededRandom,
   sleep,
   withTimeout,
@@ -561,26 +562,4 @@ async function main(): Promise<void> {
   for (const n of notes) log(`- ${n}`);
 }
 
-let exitCode = 0;
-const onSignal = (signal: NodeJS.Signals) => {
-  console.error(`\n[bench] ${signal}: cleaning up`);
-  void cleanup.run().finally(() => process.exit(130));
-};
-process.once('SIGINT', onSignal);
-process.once('SIGTERM', onSignal);
-const onFatal = (err: unknown) => {
-  console.error(`[bench] unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  void cleanup.run().finally(() => process.exit(1));
-};
-process.on('unhandledRejection', onFatal);
-process.on('uncaughtException', onFatal);
-
-try {
-  await main();
-} catch (err) {
-  console.error(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  exitCode = 1;
-} finally {
-  await cleanup.run();
-}
-process.exit(exitCode);
+await runBench(cleanup, main);

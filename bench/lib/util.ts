@@ -124,3 +124,34 @@ export class Cleanup {
     }
   }
 }
+
+const describeError = (err: unknown) => (err instanceof Error ? (err.stack ?? err.message) : String(err));
+
+/**
+ * Runs a bench's main with everything it started cleaned up on success, on error and on
+ * Ctrl-C or SIGTERM; exits 0, 1 or 130. `explain` may turn an error into a clearer line.
+ */
+export async function runBench(cleanup: Cleanup, main: () => Promise<void>, explain: (err: unknown) => string | null = () => null): Promise<never> {
+  const onSignal = (signal: NodeJS.Signals) => {
+    console.error(`\n[bench] ${signal}: cleaning up`);
+    void cleanup.run().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const onFatal = (err: unknown) => {
+    console.error(`[bench] ${explain(err) ?? `unexpected error: ${describeError(err)}`}`);
+    void cleanup.run().finally(() => process.exit(1));
+  };
+  process.on('unhandledRejection', onFatal);
+  process.on('uncaughtException', onFatal);
+  let exitCode = 0;
+  try {
+    await main();
+  } catch (err) {
+    console.error(`[bench] ${explain(err) ?? `failed: ${describeError(err)}`}`);
+    exitCode = 1;
+  } finally {
+    await cleanup.run();
+  }
+  process.exit(exitCode);
+}
