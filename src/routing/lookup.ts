@@ -1,7 +1,7 @@
 // The job's side of routing: who is in a room, or which connections a user has, grouped by
 // the comet that holds them, so one gRPC call per comet node carries the message. Reads only
 // the routing keys, so data written by hand with redis-cli routes the same way.
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { RoutingKeys } from './keys.ts';
 
 export interface Route {
@@ -34,12 +34,15 @@ export class RoutingLookup {
    * Otherwise (routing written by hand, or a tally not yet consistent) every member's
    * connection:info is read, as the seed docs describe.
    */
-  async room(roomId: string): Promise<Routes> {
-    const [[, size], [, tally]] = (await this.redis
-      .multi()
-      .scard(this.keys.roomConnections(roomId))
-      .hgetall(this.keys.roomComets(roomId))
-      .exec()) as [[unknown, number], [unknown, Record<string, string>]];
+  async room(roomId: string, alongside?: (multi: ChainableCommander) => void): Promise<Routes> {
+    // `alongside` adds the caller's own commands to the same transaction (one round trip).
+    const multi = this.redis.multi().scard(this.keys.roomConnections(roomId)).hgetall(this.keys.roomComets(roomId));
+    alongside?.(multi);
+    const replies = (await multi.exec()) ?? [];
+    const failed = replies.find(([err]) => err);
+    if (failed) throw failed[0];
+    const size = Number(replies[0]?.[1] ?? 0);
+    const tally = (replies[1]?.[1] ?? {}) as Record<string, string>;
     const counts = Object.entries(tally).map(([cometId, n]) => ({ cometId, count: Number(n) })).filter((c) => c.count > 0);
     if (size > 0 && counts.reduce((sum, c) => sum + c.count, 0) === size) {
       return {

@@ -4,7 +4,7 @@
 // backoff without resending to nodes that succeeded; the result records every node's outcome.
 // Log lines follow the seed docs ("Room video_123 has 4 connections", ...).
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { RoutingKeys } from '../../routing/keys.ts';
 import { RoutingLookup, type Route } from '../../routing/lookup.ts';
 import { PermanentError, type Processor, type TaskContext } from '../processor.ts';
@@ -62,6 +62,17 @@ export function createPushProcessor(options: PushOptions): Processor {
     return new Set(ids);
   }
 
+  // Comets known to have stopped heartbeating, re-read at most once a second: routes to them
+  // are skipped. Only the dead are cached, so a comet that just started is never skipped.
+  let dead = { readAt: 0, ids: new Set<string>() };
+  async function deadComets(): Promise<Set<string>> {
+    if (Date.now() - dead.readAt > 1000) {
+      const ids = await options.redis.zrangebyscore(options.keys.cometNodes, '-inf', `(${Date.now() - options.deadAfterMs}`);
+      dead = { readAt: Date.now(), ids: new Set(ids) };
+    }
+    return dead.ids;
+  }
+
   async function send(ctx: TaskContext, route: Route, run: () => Promise<{ delivered: number }>): Promise<NodeOutcome> {
     const outcome: NodeOutcome = { comet: route.cometId, connections: route.count, delivered: 0, attempts: 0, ok: false };
     const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
@@ -92,15 +103,14 @@ export function createPushProcessor(options: PushOptions): Processor {
       const json = JSON.stringify({ id: ctx.id, ...(seq ? { seq } : {}), ...push.message });
       const body = Buffer.from(json);
       const proto = { ver: 1, op: OP_MESSAGE, seq, body };
-      // Recorded before delivery, so a client that misses it can still recover it by seq.
-      if (push.mode === 'room' && options.history && options.history.max > 0) {
+      // Recorded before delivery (in the routing read's transaction), so a client that misses
+      // it can still recover it by seq.
+      const history = options.history && options.history.max > 0 ? options.history : null;
+      const recordHistory = (multi: ChainableCommander) => {
+        if (!history || push.mode !== 'room') return;
         const key = options.keys.roomHistory(push.roomId!);
-        await options.redis
-          .multi()
-          .xadd(key, 'MAXLEN', '~', String(options.history.max), '*', 'seq', String(seq), 'id', ctx.id, 'body', json)
-          .expire(key, options.history.ttlSeconds)
-          .exec();
-      }
+        multi.xadd(key, 'MAXLEN', '~', String(history.max), '*', 'seq', String(seq), 'id', ctx.id, 'body', json).expire(key, history.ttlSeconds);
+      };
       let routes: Route[];
       let total: number;
       if (push.mode === 'broadcast') {
@@ -108,7 +118,7 @@ export function createPushProcessor(options: PushOptions): Processor {
         routes = comets.map((cometId) => ({ cometId, count: 0, connIds: [], userIds: [] }));
         total = 0;
       } else {
-        const found = push.mode === 'room' ? await lookup.room(push.roomId!) : await lookup.users(push.userIds!);
+        const found = push.mode === 'room' ? await lookup.room(push.roomId!, recordHistory) : await lookup.users(push.userIds!);
         if (push.mode === 'users' && options.offline && options.offline.max > 0) {
           const online = new Set(found.byComet.flatMap((r) => r.userIds));
           const offline = push.userIds!.filter((u) => !online.has(u));
@@ -122,9 +132,9 @@ export function createPushProcessor(options: PushOptions): Processor {
             ctx.log.info(`Stored for ${offline.length} offline users: ${offline.join(',')}`);
           }
         }
-        const live = await liveComets();
+        const gone = await deadComets();
         // Routing of a comet that stopped heartbeating is skipped (its connections are gone).
-        routes = found.byComet.filter((r) => live.has(r.cometId));
+        routes = found.byComet.filter((r) => !gone.has(r.cometId));
         total = found.total;
         if (push.mode === 'room') ctx.log.info(`Room ${push.roomId} has ${total} connections`);
         else ctx.log.info(`Users ${push.userIds!.join(',')} have ${total} connections`);
