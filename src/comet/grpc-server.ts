@@ -42,12 +42,20 @@ export function createCometGrpcServer(hub: Hub, log: Logger): grpc.Server {
   };
   const server = new grpc.Server();
 
-  const BroadcastRoom: Unary<{ roomId: string; proto: ProtoMsg | null }, { delivered: number }> = (call, callback) => {
-    const { roomId, proto } = call.request;
+  const BroadcastRoom: Unary<{ roomId: string; proto: ProtoMsg | null; protos: ProtoMsg[] }, { delivered: number }> = (call, callback) => {
+    const { roomId, proto, protos } = call.request;
     if (!roomId) return invalid(callback, 'roomId is required');
-    const message = frameOf(proto);
-    if ('error' in message) return invalid(callback, message.error);
-    callback(null, { delivered: hub.publishRoom(roomId, message) });
+    const all = [...(proto ? [proto] : []), ...(protos ?? [])];
+    if (all.length === 0) return invalid(callback, 'proto is required');
+    const messages: ServerMessage[] = [];
+    for (const [i, p] of all.entries()) {
+      const message = frameOf(p);
+      if ('error' in message) return invalid(callback, all.length > 1 ? `protos[${i}]: ${message.error}` : message.error);
+      messages.push(message);
+    }
+    let delivered = 0;
+    for (const message of messages) delivered = hub.publishRoom(roomId, message);
+    callback(null, { delivered });
   };
 
   const PushMsg: Unary<{ keys: string[]; proto: ProtoMsg | null }, { delivered: number; missing: string[] }> = (call, callback) => {

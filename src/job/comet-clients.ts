@@ -1,17 +1,29 @@
 // One reused gRPC channel per comet node, created on first use and kept for the process's
-// life, with a deadline on every call (a hung comet must not hold a consumer slot).
+// life, with a deadline on every call (a hung comet must not hold a consumer slot). Room
+// messages for the same comet and room that are sent in the same event-loop turn travel in
+// one BroadcastRoom call (its `protos` field): a gRPC call costs far more than a message.
 import * as grpc from '@grpc/grpc-js';
 import { loadCometDefinition, type ProtoMsg } from '../comet/grpc-server.ts';
 
 type Callback<T> = (err: grpc.ServiceError | null, res?: T) => void;
 interface CometStub extends grpc.Client {
-  BroadcastRoom(req: { roomId: string; proto: ProtoMsg }, opts: grpc.CallOptions, cb: Callback<{ delivered: number }>): void;
+  BroadcastRoom(req: { roomId: string; protos: ProtoMsg[] }, opts: grpc.CallOptions, cb: Callback<{ delivered: number }>): void;
   PushMsg(req: { keys: string[]; proto: ProtoMsg; protoOp: number }, opts: grpc.CallOptions, cb: Callback<{ delivered: number; missing: string[] }>): void;
   Broadcast(req: { proto: ProtoMsg; protoOp: number; speed: number }, opts: grpc.CallOptions, cb: Callback<{ delivered: number }>): void;
 }
 
+interface Waiting {
+  proto: ProtoMsg;
+  resolve: (r: { delivered: number }) => void;
+  reject: (e: unknown) => void;
+}
+
+const MAX_PROTOS_PER_CALL = 100;
+
 export class CometClients {
   private readonly stubs = new Map<string, CometStub>();
+  private readonly roomBatches = new Map<string, { cometId: string; roomId: string; waiting: Waiting[] }>();
+  private flushScheduled = false;
   private readonly Ctor: grpc.ServiceClientConstructor;
 
   constructor(private readonly deadlineMs: number) {
@@ -34,8 +46,32 @@ export class CometClients {
     });
   }
 
-  broadcastRoom(cometId: string, roomId: string, proto: ProtoMsg) {
-    return this.call<{ delivered: number }>(cometId, (s, o, cb) => s.BroadcastRoom({ roomId, proto }, o, cb));
+  broadcastRoom(cometId: string, roomId: string, proto: ProtoMsg): Promise<{ delivered: number }> {
+    return new Promise((resolve, reject) => {
+      const key = `${cometId}\u0000${roomId}`;
+      let batch = this.roomBatches.get(key);
+      if (!batch) this.roomBatches.set(key, (batch = { cometId, roomId, waiting: [] }));
+      batch.waiting.push({ proto, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flushRoomBatches());
+      }
+    });
+  }
+
+  private flushRoomBatches(): void {
+    this.flushScheduled = false;
+    const batches = [...this.roomBatches.values()];
+    this.roomBatches.clear();
+    for (const { cometId, roomId, waiting } of batches) {
+      for (let i = 0; i < waiting.length; i += MAX_PROTOS_PER_CALL) {
+        const part = waiting.slice(i, i + MAX_PROTOS_PER_CALL);
+        this.call<{ delivered: number }>(cometId, (s, o, cb) => s.BroadcastRoom({ roomId, protos: part.map((w) => w.proto) }, o, cb)).then(
+          (reply) => part.forEach((w) => w.resolve(reply)),
+          (err) => part.forEach((w) => w.reject(err)),
+        );
+      }
+    }
   }
 
   pushMsg(cometId: string, keys: string[], proto: ProtoMsg) {

@@ -139,6 +139,20 @@ describe('delivery over gRPC', () => {
     b.ws.close();
   });
 
+  it('BroadcastRoom with several protos (job batching) delivers them all, in order', async () => {
+    const c = await connect('batch_user', 'room_batch');
+    const protos = [1, 2, 3].map((n) => ({ ver: 1, op: 4, seq: n, body: Buffer.from(JSON.stringify({ id: `b${n}`, n })) }));
+    const reply = await call<{ delivered: number }>('BroadcastRoom', { roomId: 'room_batch', protos });
+    expect(reply.delivered).toBe(1);
+    await waitFor(() => messages(c).length === 3, 'three messages');
+    expect(messages(c)).toEqual([{ id: 'b1', n: 1 }, { id: 'b2', n: 2 }, { id: 'b3', n: 3 }]);
+    await expect(call('BroadcastRoom', { roomId: 'room_batch', protos: [protos[0], { op: 4 }] })).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: 'protos[1]: proto.body is required',
+    });
+    c.ws.close();
+  });
+
   it('answers INVALID_ARGUMENT naming the field for bad requests', async () => {
     await expect(call('BroadcastRoom', { roomId: '', proto: { body: Buffer.from('x') } })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'roomId is required' });
     await expect(call('BroadcastRoom', { roomId: 'r' })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'proto is required' });
