@@ -30,6 +30,16 @@ export interface LogicDeps {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/**
+ * Request ids: 48 random bits per process plus a counter. Unique across processes, and no
+ * crypto call per request (randomBytes per request was measurable at thousands of requests/s).
+ */
+function requestIds(): () => string {
+  const prefix = randomBytes(6).toString('base64url').replace(/[-_]/g, 'x');
+  let counter = 0;
+  return () => `${prefix}${(counter++).toString(36).padStart(4, '0')}`;
+}
+
 /** Names each bad field: `priority`, `hook_url`, or the unexpected key itself. */
 function fieldErrors(validation: { instancePath: string; message?: string; keyword: string; params: Record<string, unknown> }[], context: string): FieldError[] {
   return validation.flatMap((issue) => {
@@ -47,13 +57,13 @@ function fieldErrors(validation: { instancePath: string; message?: string; keywo
 }
 
 export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
+  const nextRequestId = requestIds();
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     bodyLimit: deps.bodyLimit,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      // 72 random bits in 12 characters: unique enough to correlate logs, and it is stored on every task.
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomBytes(9).toString('base64url');
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : nextRequestId();
     },
   });
   // The API speaks JSON only: other bodies get a clear 415 instead of a confusing 400.

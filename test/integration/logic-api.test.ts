@@ -39,6 +39,18 @@ describe('POST /generate', () => {
     expect(await logic.redis.zscore(logic.keys.tasks.queue, body.task_id)).toBe(String(Number(hash.created_at) * 1));
   });
 
+  it('gives every request its own id (or keeps a valid X-Request-Id) and stores it on the task', async () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 50; i++) ids.add(String((await post({ type: 'echo' })).headers['x-request-id']));
+    expect(ids.size).toBe(50);
+    for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9]{12,}$/);
+    const given = await post({ type: 'echo' }, { 'x-request-id': 'trace-abc.123' });
+    expect(given.headers['x-request-id']).toBe('trace-abc.123');
+    expect(await logic.redis.hget(logic.keys.task(given.json().task_id), 'request_id')).toBe('trace-abc.123');
+    const bad = await post({ type: 'echo' }, { 'x-request-id': 'has spaces and ;' });
+    expect(bad.headers['x-request-id']).not.toBe('has spaces and ;');
+  });
+
   it('uses DEFAULT_PRIORITY when none is given', async () => {
     const res = await post({ type: 'echo' });
     expect(res.json().priority).toBe(3);
