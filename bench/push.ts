@@ -146,6 +146,12 @@ async function statsOf(comet: Child): Promise<{ conns: number; slowConsumerClose
   return JSON.parse(await comet.nextLine(10_000)) as { conns: number; slowConsumerCloses: number; duplicatesDropped: number };
 }
 
+interface Memory { rss: number; heapUsed: number; external: number }
+async function memoryOf(comet: Child): Promise<Memory> {
+  comet.send('memory');
+  return JSON.parse(await comet.nextLine(10_000)) as Memory;
+}
+
 async function phaseFanout(): Promise<void> {
   log(
     `\n## 1. room fan-out — ONE comet in a child process (COMET_BATCH_MS=${BATCH_MS}); ${fmtInt(CONNS)} WebSocket clients in this process, ` +
@@ -158,7 +164,7 @@ async function phaseFanout(): Promise<void> {
     LOG_LEVEL: 'warn', COMET_HOST: '127.0.0.1', COMET_WS_PORT: '0', COMET_GRPC_PORT: String(grpcPort), COMET_ID: cometId,
     COMET_BATCH_MS: String(BATCH_MS),
   };
-  const comet = startChild('comet child', process.execPath, ['--import', 'tsx', join(ROOT, 'bench/lib/push-comet.ts'), JSON.stringify(env)], {
+  const comet = startChild('comet child', process.execPath, ['--expose-gc', '--import', 'tsx', join(ROOT, 'bench/lib/push-comet.ts'), JSON.stringify(env)], {
     env: childEnv({}),
     cwd: ROOT, // `--import tsx` resolves from here; push-comet.ts reads no .env
   });
@@ -171,6 +177,7 @@ async function phaseFanout(): Promise<void> {
   const toks = await tokens(CONNS, room, 'u');
   await sleep(1000);
   const rssIdle = procRssBytes(pid);
+  const memIdle = await memoryOf(comet);
 
   // Counters shared by all clients: total serverMessages elements, frames, time of the last one.
   let received = 0;
@@ -218,6 +225,13 @@ async function phaseFanout(): Promise<void> {
   const rssConnected = procRssBytes(pid);
   const perConn = (rssConnected - rssIdle) / CONNS;
   log(`  comet RSS ${mib(rssIdle)} MiB idle → ${mib(rssConnected)} MiB with ${fmtInt(CONNS)} idle connections: ${fmtInt(perConn)} B per connection`);
+  const memConnected = await memoryOf(comet);
+  const perConnGc = {
+    rss: (memConnected.rss - memIdle.rss) / CONNS,
+    heap: (memConnected.heapUsed - memIdle.heapUsed) / CONNS,
+    external: (memConnected.external - memIdle.external) / CONNS,
+  };
+  log(`  after a full GC: RSS ${fmtInt(perConnGc.rss)} B, JS heap ${fmtInt(perConnGc.heap)} B, buffers ${fmtInt(perConnGc.external)} B per connection`);
 
   const rpc = new CometClients(30_000);
   cleanup.add('close gRPC channel', () => rpc.close());

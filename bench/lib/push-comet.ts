@@ -6,6 +6,7 @@
 // It calls startComet(env), then prints one JSON line on stdout: {"ready":true,cometId,wsPort,
 // grpcPort,pid}. Afterwards each line on stdin is a command, answered with one JSON line:
 //   stats → {"conns":n,"rooms":n,"slowConsumerCloses":n,"duplicatesDropped":n}
+//   memory → {"rss":b,"heapUsed":b,"external":b} after a full GC (started with --expose-gc)
 // It stops the comet and exits on SIGTERM/SIGINT and when stdin ends (the parent went away).
 import { createInterface } from 'node:readline';
 import { startComet, type CometHandle } from '../../src/comet/main.ts';
@@ -62,6 +63,10 @@ rl.on('line', (line) => {
     process.stdout.write(
       JSON.stringify({ conns: h.conns.size, rooms: h.rooms.size, slowConsumerCloses: h.slowConsumerCloses, duplicatesDropped: h.duplicatesDropped }) + '\n',
     );
+  } else if (cmd === 'memory') {
+    (globalThis as { gc?: () => void }).gc?.();
+    const m = process.memoryUsage();
+    process.stdout.write(JSON.stringify({ rss: m.rss, heapUsed: m.heapUsed, external: m.external + m.arrayBuffers }) + '\n');
   } else if (cmd === 'stop') {
     void stop(0);
   }
