@@ -12,7 +12,8 @@ const httpUrl = (what: string) =>
       if (!checked.ok) ctx.addIssue({ code: 'custom', message: `${what} ${checked.reason}` });
     });
 
-const identifier = (what: string) =>
+/** A user, room or similar id: a string, or a whole number taken as its string. */
+export const identifier = (what: string) =>
   z.union([z.string(), z.number().int()]).transform(String).pipe(
     z
       .string()
@@ -20,6 +21,14 @@ const identifier = (what: string) =>
       .max(128, { message: `${what} must be at most 128 characters` })
       .regex(/^[A-Za-z0-9_.:@-]+$/, { message: `${what} may only contain letters, digits and _ . : @ -` }),
   );
+
+const PRIORITY_MESSAGE = 'priority must be a whole number from 1 to 5';
+export const prioritySchema = z
+  .number({ message: PRIORITY_MESSAGE })
+  .int({ message: PRIORITY_MESSAGE })
+  .min(1, { message: PRIORITY_MESSAGE })
+  .max(5, { message: PRIORITY_MESSAGE })
+  .optional();
 
 export function generateBodySchema(types: readonly string[]) {
   return z
@@ -30,12 +39,7 @@ export function generateBodySchema(types: readonly string[]) {
         .optional(),
       audio: httpUrl('audio').optional(),
       hook_url: httpUrl('hook_url').optional(),
-      priority: z
-        .number({ message: 'priority must be a whole number from 1 to 5' })
-        .int({ message: 'priority must be a whole number from 1 to 5' })
-        .min(1, { message: 'priority must be a whole number from 1 to 5' })
-        .max(5, { message: 'priority must be a whole number from 1 to 5' })
-        .optional(),
+      priority: prioritySchema,
       payload: z.unknown().optional(),
       user_id: identifier('user_id').optional(),
       room_id: identifier('room_id').optional(),

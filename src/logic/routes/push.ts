@@ -9,6 +9,7 @@ import type { RoutingKeys } from '../../routing/keys.ts';
 import type { TaskQueue } from '../../queue/task-queue.ts';
 import type { PushPayload } from '../../job/processors/push.ts';
 import { ApiError } from '../errors.ts';
+import { identifier, prioritySchema } from '../schemas.ts';
 
 export interface PushRoutesOptions {
   queue: TaskQueue;
@@ -21,36 +22,25 @@ export interface PushRoutesOptions {
   cometAliveMs: number;
 }
 
-const id = (what: string) =>
-  z.union([z.string(), z.number().int()]).transform(String).pipe(
-    z.string().min(1, { message: `${what} must not be empty` }).max(128, { message: `${what} must be at most 128 characters` })
-      .regex(/^[A-Za-z0-9_.:@-]+$/, { message: `${what} may only contain letters, digits and _ . : @ -` }),
-  );
-const priority = z
-  .number({ message: 'priority must be a whole number from 1 to 5' })
-  .int({ message: 'priority must be a whole number from 1 to 5' })
-  .min(1, { message: 'priority must be a whole number from 1 to 5' })
-  .max(5, { message: 'priority must be a whole number from 1 to 5' })
-  .optional();
 const message = z.record(z.string(), z.unknown(), { message: 'message must be a JSON object' });
 
 const sendBody = z.strictObject({
-  roomId: id('roomId'),
-  userId: id('userId'),
+  roomId: identifier('roomId'),
+  userId: identifier('userId'),
   userName: z.string().max(64, { message: 'userName must be at most 64 characters' }).optional(),
   messages: z
     .array(z.object({ content: z.string({ message: 'messages[].content must be a string' }).min(1).max(4000) }).passthrough(), { message: 'messages must be an array' })
     .min(1, { message: 'messages must hold at least one message' })
     .max(100, { message: 'messages may hold at most 100 messages' }),
-  priority,
+  priority: prioritySchema,
 });
 const pushBody = z.strictObject({
-  userIds: z.array(id('userIds[]'), { message: 'userIds must be an array' }).min(1, { message: 'userIds must list at least one user' }).max(1000),
+  userIds: z.array(identifier('userIds[]'), { message: 'userIds must be an array' }).min(1, { message: 'userIds must list at least one user' }).max(1000),
   message,
-  priority,
+  priority: prioritySchema,
 });
-const broadcastBody = z.strictObject({ message, priority });
-const tokenBody = z.strictObject({ userId: id('userId'), roomId: id('roomId'), userName: z.string().max(64).optional() });
+const broadcastBody = z.strictObject({ message, priority: prioritySchema });
+const tokenBody = z.strictObject({ userId: identifier('userId'), roomId: identifier('roomId'), userName: z.string().max(64).optional() });
 const accepted = z.object({ task_id: z.string(), status: z.string(), priority: z.number() });
 
 export const pushRoutes: FastifyPluginAsyncZod<PushRoutesOptions> = async (app, options) => {
