@@ -118,7 +118,7 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
       await ws.closeAll();
       ws.wss.close();
       await new Promise<void>((resolve) => ws.server.close(() => resolve()));
-      await redis.zrem(keys.cometNodes, cometId).catch(() => {});
+      // Removes its routing, its comet:nodes entry and comet:info.
       await registry.purgeComet(cometId).catch(() => {});
       redis.disconnect();
       log.info(`comet ${cometId} stopped`);

@@ -22,6 +22,17 @@ export interface Routes {
   stale: string[];
 }
 
+/**
+ * Comets by their last heartbeat in comet:nodes: `alive` heartbeated within `aliveMs`, `stale`
+ * did not (the two never overlap and together cover every comet).
+ */
+export function cometsByHeartbeat(redis: Redis, keys: RoutingKeys, which: 'alive' | 'stale', aliveMs: number, nowMs = Date.now()): Promise<string[]> {
+  const edge = nowMs - aliveMs;
+  return which === 'alive'
+    ? redis.zrangebyscore(keys.cometNodes, String(edge), '+inf')
+    : redis.zrangebyscore(keys.cometNodes, '-inf', `(${edge}`);
+}
+
 export class RoutingLookup {
   constructor(
     private readonly redis: Redis,
@@ -34,6 +45,10 @@ export class RoutingLookup {
    * Otherwise (routing written by hand, or a tally not yet consistent) every member's
    * connection:info is read, as the seed docs describe.
    */
+  comets(which: 'alive' | 'stale', aliveMs: number): Promise<string[]> {
+    return cometsByHeartbeat(this.redis, this.keys, which, aliveMs);
+  }
+
   async room(roomId: string, alongside?: (multi: ChainableCommander) => void): Promise<Routes> {
     // `alongside` adds the caller's own commands to the same transaction (one round trip).
     const multi = this.redis.multi().scard(this.keys.roomConnections(roomId)).hgetall(this.keys.roomComets(roomId));

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { RoutingKeys } from './keys.ts';
+import { cometsByHeartbeat } from './lookup.ts';
 
 const DISCONNECT = readFileSync(new URL('./lua/disconnect.lua', import.meta.url), 'utf8');
 
@@ -82,7 +83,7 @@ export class RoutingRegistry {
 
   /** Live comets (heartbeat within `aliveMs`), least loaded first. */
   async liveComets(aliveMs: number, nowMs = Date.now()): Promise<{ cometId: string; wsUrl: string | null; connections: number }[]> {
-    const ids = await this.redis.zrangebyscore(this.keys.cometNodes, String(nowMs - aliveMs), '+inf');
+    const ids = await cometsByHeartbeat(this.redis, this.keys, 'alive', aliveMs, nowMs);
     const pipeline = this.redis.pipeline();
     for (const id of ids) pipeline.hmget(this.keys.cometInfo(id), 'ws_url', 'connections');
     const infos = ids.length ? ((await pipeline.exec()) ?? []) : [];
@@ -96,6 +97,6 @@ export class RoutingRegistry {
 
   /** Comets whose last heartbeat is older than `staleMs`. */
   async staleComets(staleMs: number, nowMs = Date.now()): Promise<string[]> {
-    return this.redis.zrangebyscore(this.keys.cometNodes, '-inf', String(nowMs - staleMs));
+    return cometsByHeartbeat(this.redis, this.keys, 'stale', staleMs, nowMs);
   }
 }

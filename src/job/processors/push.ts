@@ -57,25 +57,18 @@ export function createPushProcessor(options: PushOptions): Processor {
   const attempts = options.nodeAttempts ?? 3;
   const backoff = options.nodeBackoffMs ?? 100;
 
-  async function liveComets(): Promise<Set<string>> {
-    const ids = await options.redis.zrangebyscore(options.keys.cometNodes, String(Date.now() - options.deadAfterMs), '+inf');
-    return new Set(ids);
-  }
-
   // Comets known to have stopped heartbeating, re-read at most once a second: routes to them
   // are skipped. Only the dead are cached, so a comet that just started is never skipped.
   let dead = { readAt: 0, ids: new Set<string>() };
   async function deadComets(): Promise<Set<string>> {
     if (Date.now() - dead.readAt > 1000) {
-      const ids = await options.redis.zrangebyscore(options.keys.cometNodes, '-inf', `(${Date.now() - options.deadAfterMs}`);
-      dead = { readAt: Date.now(), ids: new Set(ids) };
+      dead = { readAt: Date.now(), ids: new Set(await lookup.comets('stale', options.deadAfterMs)) };
     }
     return dead.ids;
   }
 
-  async function send(ctx: TaskContext, route: Route, run: () => Promise<{ delivered: number }>): Promise<NodeOutcome> {
+  async function send(ctx: TaskContext, prefix: string, route: Route, run: () => Promise<{ delivered: number }>): Promise<NodeOutcome> {
     const outcome: NodeOutcome = { comet: route.cometId, connections: route.count, delivered: 0, attempts: 0, ok: false };
-    const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
     for (let i = 1; i <= attempts; i++) {
       outcome.attempts = i;
       ctx.log.info(`${prefix} Broadcasting to Comet ${route.cometId} for ${route.count} connections`);
@@ -99,6 +92,8 @@ export function createPushProcessor(options: PushOptions): Processor {
     type: 'push',
     async process(ctx) {
       const push = parsePayload(ctx.payload);
+      // The seed docs' "[Consumer 2] ..." prefix; pino's bindings() parses JSON, so once per task.
+      const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
       const seq = Number(ctx.hash.seq ?? 0);
       const json = JSON.stringify({ id: ctx.id, ...(seq ? { seq } : {}), ...push.message });
       const body = Buffer.from(json);
@@ -114,7 +109,7 @@ export function createPushProcessor(options: PushOptions): Processor {
       let routes: Route[];
       let total: number;
       if (push.mode === 'broadcast') {
-        const comets = [...(await liveComets())];
+        const comets = await lookup.comets('alive', options.deadAfterMs);
         routes = comets.map((cometId) => ({ cometId, count: 0, connIds: [], userIds: [] }));
         total = 0;
       } else {
@@ -142,7 +137,7 @@ export function createPushProcessor(options: PushOptions): Processor {
       }
       const outcomes = await Promise.all(
         routes.map((route) =>
-          send(ctx, route, () =>
+          send(ctx, prefix, route, () =>
             push.mode === 'room'
               ? options.clients.broadcastRoom(route.cometId, push.roomId!, proto)
               : push.mode === 'users'
@@ -153,7 +148,7 @@ export function createPushProcessor(options: PushOptions): Processor {
       );
       const sent = outcomes.filter((o) => o.ok).reduce((n, o) => n + (push.mode === 'broadcast' ? o.delivered : o.connections), 0);
       const failed = outcomes.filter((o) => !o.ok).reduce((n, o) => n + o.connections, 0);
-      ctx.log.info(`[Consumer ${ctx.log.bindings().consumer ?? '?'}] Message distributed: sent=${sent}, failed=${failed}, comet_nodes=${outcomes.length}`);
+      ctx.log.info(`${prefix} Message distributed: sent=${sent}, failed=${failed}, comet_nodes=${outcomes.length}`);
       return { sent, failed, comet_nodes: outcomes.length, connections: total, nodes: outcomes };
     },
   };
