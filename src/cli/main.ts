@@ -46,6 +46,22 @@ program
     await runLocalStack({ env: e, log: logger(e, 'start'), logicPort: opts.port, dataDir: opts.dataDir });
   });
 
+/**
+ * Runs one long-lived process: config (with flag overrides) → logger → start → stop in order
+ * on SIGTERM/SIGINT within `hardLimitMs`. A config error at start exits 2.
+ */
+async function serve(
+  name: string,
+  overrides: Record<string, string | number | undefined>,
+  start: (e: Env, log: ReturnType<typeof logger>) => Promise<{ stop(): Promise<void> }>,
+  hardLimitMs: (e: Env) => number = () => 15_000,
+): Promise<void> {
+  const e = env(overrides);
+  const log = logger(e, name);
+  const handle = await start(e, log).catch(exitOnConfigError);
+  stopOnSignals(() => handle.stop(), log, hardLimitMs(e));
+}
+
 program
   .command('logic')
   .description('run the HTTP API (POST /generate, GET/DELETE /tasks/:id, GET /health)')
@@ -53,10 +69,7 @@ program
   .option('--host <host>', 'listen address (env LOGIC_HOST, default 0.0.0.0)')
   .action(async (opts: { port?: number; host?: string }) => {
     const { startLogic } = await import('../logic/main.ts');
-    const e = env({ LOGIC_PORT: opts.port, LOGIC_HOST: opts.host });
-    const log = logger(e, 'logic');
-    const handle = await startLogic(e, log).catch(exitOnConfigError);
-    stopOnSignals(() => handle.stop(), log, 15_000);
+    await serve('logic', { LOGIC_PORT: opts.port, LOGIC_HOST: opts.host }, (e, log) => startLogic(e, log));
   });
 
 program
@@ -65,10 +78,7 @@ program
   .option('--consumers <n>', 'number of consumers (env JOB_CONSUMERS, default 4)', intOption('--consumers', 1, 256))
   .action(async (opts: { consumers?: number }) => {
     const { startJob } = await import('../job/main.ts');
-    const e = env({ JOB_CONSUMERS: opts.consumers });
-    const log = logger(e, 'job');
-    const handle = await startJob(e, log).catch(exitOnConfigError);
-    stopOnSignals(() => handle.stop(), log, e.JOB_SHUTDOWN_TIMEOUT_MS + 10_000);
+    await serve('job', { JOB_CONSUMERS: opts.consumers }, (e, log) => startJob(e, log), (e) => e.JOB_SHUTDOWN_TIMEOUT_MS + 10_000);
   });
 
 program
@@ -78,10 +88,7 @@ program
   .option('--grpc-port <port>', 'gRPC port (env COMET_GRPC_PORT, default 50051)', intOption('--grpc-port', 0, 65535))
   .action(async (opts: { wsPort?: number; grpcPort?: number }) => {
     const { startComet } = await import('../comet/main.ts');
-    const e = env({ COMET_WS_PORT: opts.wsPort, COMET_GRPC_PORT: opts.grpcPort });
-    const log = logger(e, 'comet');
-    const handle = await startComet(e, log).catch(exitOnConfigError);
-    stopOnSignals(() => handle.stop(), log, 15_000);
+    await serve('comet', { COMET_WS_PORT: opts.wsPort, COMET_GRPC_PORT: opts.grpcPort }, (e, log) => startComet(e, log));
   });
 
 const queueCommand = program.command('queue').description('inspect and manage the task queue');
