@@ -6,14 +6,13 @@ import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { signConnectionToken } from '../../src/auth/token.ts';
 import { CometClients } from '../../src/job/comet-clients.ts';
 import { freePort } from '../../src/local/redis-server.ts';
 import { routingKeys } from '../../src/routing/keys.ts';
 import { uniquePrefix, useTestRedis } from '../helpers/redis.ts';
 import { spawnPushline, type Proc } from '../helpers/processes.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { connectClient } from '../helpers/ws.ts';
 
 const SECRET = 'lifecycle-secret-0123456789';
 const shared = useTestRedis();
@@ -33,16 +32,7 @@ async function comet(prefix: string, extra: Record<string, string> = {}, ports?:
   return { proc, ws, grpc: grpcPort, id: `127.0.0.1:${grpcPort}`, env };
 }
 
-async function open(port: number, userId: string, roomId: string, query = ''): Promise<{ ws: WebSocket; frames: unknown[]; connId: string; closed: Promise<number> }> {
-  const { token } = await signConnectionToken({ userId, roomId }, SECRET, 60);
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/?token=${token}${query}`);
-  const frames: unknown[] = [];
-  ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
-  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
-  ws.on('error', () => {});
-  const hello = (await waitFor(() => frames.find((f) => (f as { type: string }).type === 'connected'), 'connected')) as { payload: { connId: string; roomId: string } };
-  return { ws, frames, connId: hello.payload.connId, closed };
-}
+const open = (port: number, userId: string, roomId: string, query = '') => connectClient(port, SECRET, userId, roomId, query);
 
 describe('comet processes', () => {
   it("removes a SIGKILLed comet's routing from a live peer, and a restarted comet clears its leftovers", async () => {

@@ -13,6 +13,7 @@ import { routingKeys } from '../../src/routing/keys.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { connectClient, serverMessages, type WsClient } from '../helpers/ws.ts';
 
 const SECRET = 'comet-test-secret-0123456789';
 let redis: TestRedis;
@@ -43,23 +44,9 @@ afterAll(async () => {
 const call = <T>(method: string, req: unknown) =>
   new Promise<T>((resolve, reject) => rpc[method]!(req, (err, res) => (err ? reject(err) : resolve(res as T))));
 
-interface Client {
-  ws: WebSocket;
-  frames: unknown[];
-  connId: string;
-}
-
-async function connect(userId: string, roomId: string): Promise<Client> {
-  const { token } = await signConnectionToken({ userId, roomId }, SECRET, 60);
-  const ws = new WebSocket(`ws://127.0.0.1:${comet.wsPort}/?token=${token}`);
-  const frames: unknown[] = [];
-  ws.on('message', (data) => frames.push(JSON.parse(data.toString())));
-  const hello = (await waitFor(() => frames.find((f) => (f as { type: string }).type === 'connected'), 'connected frame')) as { payload: { connId: string } };
-  return { ws, frames, connId: hello.payload.connId };
-}
-
-const messages = (c: Client) =>
-  c.frames.flatMap((f) => (Array.isArray(f) ? f : [f])).filter((f) => (f as { type: string }).type === 'serverMessages').map((f) => (f as { payload: unknown }).payload);
+type Client = WsClient;
+const connect = (userId: string, roomId: string): Promise<Client> => connectClient(comet.wsPort, SECRET, userId, roomId);
+const messages = serverMessages;
 
 describe('connecting', () => {
   it('refuses a missing, forged or expired token with 401 before the upgrade', async () => {

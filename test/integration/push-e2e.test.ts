@@ -4,7 +4,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { signConnectionToken } from '../../src/auth/token.ts';
 import { startComet, type CometHandle } from '../../src/comet/main.ts';
 import { parseEnv } from '../../src/config/load.ts';
 import type { Env } from '../../src/config/schema.ts';
@@ -20,6 +19,7 @@ import { silentLogger } from '../../src/util/log.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
 import { authHeader, AUTH } from '../helpers/logic.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { connectClient, serverMessages, type WsClient } from '../helpers/ws.ts';
 
 const SECRET = 'e2e-auth-secret-0123456789';
 let redis: TestRedis;
@@ -65,18 +65,9 @@ afterAll(async () => {
   await redis.close();
 });
 
-interface Client { ws: WebSocket; frames: unknown[]; connId: string }
-
-async function connect(comet: CometHandle, userId: string, roomId: string): Promise<Client> {
-  const { token } = await signConnectionToken({ userId, roomId }, SECRET, 60);
-  const ws = new WebSocket(`ws://127.0.0.1:${comet.wsPort}/?token=${token}`);
-  const frames: unknown[] = [];
-  ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
-  const hello = (await waitFor(() => frames.find((f) => (f as { type: string }).type === 'connected'), 'connected')) as { payload: { connId: string } };
-  return { ws, frames, connId: hello.payload.connId };
-}
-const received = (c: Client) =>
-  c.frames.flatMap((f) => (Array.isArray(f) ? f : [f])).filter((f) => (f as { type: string }).type === 'serverMessages').map((f) => (f as { payload: Record<string, unknown> }).payload);
+type Client = WsClient;
+const connect = (comet: CometHandle, userId: string, roomId: string): Promise<Client> => connectClient(comet.wsPort, SECRET, userId, roomId);
+const received = serverMessages;
 
 const post = (url: string, payload: unknown) => app.inject({ method: 'POST', url, headers: { authorization: authHeader }, payload: payload as object });
 
