@@ -1,8 +1,6 @@
 // Every Redis key the queue uses is named here and nowhere else, together with the score
 // formula, so redis-cli users, scripts and code agree on one contract (DESIGN §2).
 
-export const MIN_PRIORITY = 1;
-export const MAX_PRIORITY = 5;
 export const PRIORITIES = [5, 4, 3, 2, 1] as const;
 
 /** score = enqueue_ms × (6 − priority): lowest pops first, so priority 5 beats 1. */
@@ -23,8 +21,7 @@ export function priorityScoreRange(priority: number, nowMs: number): [number, nu
   return [lo, hi];
 }
 
-/** Task ids are zero-padded counters, so same-score ties in a ZSET pop in enqueue order. */
-export const TASK_ID_DIGITS = 12;
+/** Task ids are zero-padded counters (enqueue.lua), so same-score ties in a ZSET pop in enqueue order. */
 export const TASK_ID_PATTERN = /^[0-9]{12,20}$/;
 
 /** The keys of one stage: a ZSET queue plus its lease, retry, dead-letter and wake-up sets. */

@@ -136,15 +136,6 @@ export class Stage {
     return reply === 1;
   }
 
-  /** Remove a task from the dead set for good (its hash then expires like any finished task). */
-  async discardDead(id: string): Promise<boolean> {
-    const removed = await this.redis.zrem(this.spec.keys.dead, id);
-    if (removed === 1 && this.retentionSeconds > 0) {
-      await this.redis.expire(this.taskPrefix + id, this.retentionSeconds);
-    }
-    return removed === 1;
-  }
-
   async depths(): Promise<StageDepths> {
     const { queue, processing, delayed, dead } = this.spec.keys;
     const [q, p, d, x] = (await this.redis
