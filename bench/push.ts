@@ -18,6 +18,7 @@ import WebSocket from 'ws';
 import { signConnectionToken } from '../src/auth/token.ts';
 import { CometClients } from '../src/job/comet-clients.ts';
 import { freePort, startRedisServer } from '../src/local/redis-server.ts';
+import { describeLoopback, measureLoopback } from './lib/loopback-rtt.ts';
 import { childEnv, procCpuSeconds, procRssBytes, startChild, waitForHttp, type Child } from './lib/push-procs.ts';
 import { Cleanup, fmtInt, fmtMs, listSetting, numberSetting, percentile, pool, runBench, setting, sleep, withTimeout } from './lib/util.ts';
 
@@ -563,7 +564,12 @@ async function main(): Promise<void> {
   log(`load average at start ${loadAtStart}${loadavg()[0]! > availableParallelism() ? ' — WARNING: the machine is busy; numbers will be noisy' : ''}`);
 
   if (PHASES.has('fanout')) await phaseFanout();
-  if (PHASES.has('latency')) await phaseLatency();
+  if (PHASES.has('latency')) {
+    const calibration = describeLoopback(await measureLoopback());
+    log(calibration);
+    notes.push(calibration);
+    await phaseLatency();
+  }
 
   const load = loadavg().map((l) => l.toFixed(2)).join(' ');
   log('\n' + header);

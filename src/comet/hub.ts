@@ -1,6 +1,7 @@
-// The comet's in-memory view of its sockets: by connection, room and user. Room messages
-// arriving within COMET_BATCH_MS are joined into one frame, encoded once, and written to every
-// local socket of the room. A socket whose send buffer passes the limit is closed with 4008
+// The comet's in-memory view of its sockets: by connection, room and user. Room messages are
+// encoded once and written to every local socket of the room, at most one frame per room per
+// COMET_BATCH_MS: the first message of a quiet room goes out at the end of the current turn
+// (no added wait), later ones within the window are joined into one array frame. A socket whose send buffer passes the limit is closed with 4008
 // and counted: never an unbounded queue, never a silent drop.
 import type { WebSocket } from 'ws';
 import { batchFrame, CLOSE, type ServerMessage } from './frames.ts';
@@ -20,10 +21,15 @@ export interface HubOptions {
   onSlowConsumer?: (conn: Conn) => void;
 }
 
+interface RoomWindow {
+  frames: string[];
+}
+
 export class Hub {
   readonly conns = new Map<string, Conn>();
   readonly rooms = new Map<string, Set<Conn>>();
-  private readonly pending = new Map<string, string[]>();
+  /** Rooms inside their batch window, with the frames waiting for its end. */
+  private readonly pending = new Map<string, RoomWindow>();
   private readonly recent = new RecentIds(100_000);
   slowConsumerCloses = 0;
   duplicatesDropped = 0;
@@ -61,12 +67,15 @@ export class Hub {
       this.write(room, frame);
       return room.size;
     }
-    const queued = this.pending.get(roomId);
-    if (queued) {
-      queued.push(frame);
+    const window = this.pending.get(roomId);
+    if (window) {
+      window.frames.push(frame);
     } else {
-      this.pending.set(roomId, [frame]);
-      setTimeout(() => this.flushRoom(roomId), this.options.batchMs);
+      // A quiet room: send at the end of this turn, so messages of the same gRPC call or the same
+      // read still share one frame, then open the window.
+      const opened: RoomWindow = { frames: [frame] };
+      this.pending.set(roomId, opened);
+      setImmediate(() => this.flushRoom(roomId, opened));
     }
     return room.size;
   }
@@ -95,14 +104,29 @@ export class Hub {
 
   /** Send everything still waiting in batch windows (before shutdown). */
   flushAll(): void {
-    for (const roomId of [...this.pending.keys()]) this.flushRoom(roomId);
+    // Their timers find the window gone and do nothing.
+    for (const [roomId, window] of this.pending) {
+      this.pending.delete(roomId);
+      this.writeRoom(roomId, window.frames);
+    }
   }
 
-  private flushRoom(roomId: string): void {
-    const frames = this.pending.get(roomId);
-    this.pending.delete(roomId);
+  /** End of a window: write what gathered and open the next window, or close it when idle. */
+  private flushRoom(roomId: string, window: RoomWindow): void {
+    if (this.pending.get(roomId) !== window) return;
+    if (window.frames.length === 0) {
+      this.pending.delete(roomId);
+      return;
+    }
+    const frames = window.frames;
+    window.frames = [];
+    setTimeout(() => this.flushRoom(roomId, window), this.options.batchMs);
+    this.writeRoom(roomId, frames);
+  }
+
+  private writeRoom(roomId: string, frames: string[]): void {
     const room = this.rooms.get(roomId);
-    if (frames && room) this.write(room, batchFrame(frames));
+    if (room && frames.length > 0) this.write(room, batchFrame(frames));
   }
 
   private write(conns: Iterable<Conn>, text: string): void {

@@ -136,7 +136,10 @@ export class Consumer {
         continue;
       }
       for (const task of batch.tasks) this.begin(task);
-      if (batch.tasks.length > 0) continue;
+      // A full batch may have left more behind: claim again once there is room. A partial one
+      // emptied the queue, and claim.lua re-arms the marker whenever work remains, so waiting on
+      // the marker now is safe and saves a round trip per task at low rates.
+      if (batch.tasks.length >= free) continue;
 
       const untilDue = batch.nextDueMs === null ? maxBlockMs : batch.nextDueMs - batch.nowMs;
       const waitMs = Math.min(maxBlockMs, untilDue);
