@@ -12,6 +12,7 @@ import { createPushProcessor } from './processors/push.ts';
 import { CometClients } from './comet-clients.ts';
 import { routingKeys } from '../routing/keys.ts';
 import { JobRunner } from './runner.ts';
+import { TaskNotifier } from './task-status.ts';
 
 export interface JobHandle {
   runner: JobRunner;
@@ -29,18 +30,20 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
   const queue = new TaskQueue(command, keys, queueOptionsFromEnv(env));
   const dispatcher = createGuardedAgent({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE });
   const comets = new CometClients(env.PUSH_RPC_TIMEOUT_MS);
-  const processors: Processor[] = [
-    echoProcessor,
-    createPushProcessor({
-      redis: command,
-      keys: routingKeys(env.REDIS_KEY_PREFIX),
-      clients: comets,
-      deadAfterMs: env.COMET_DEAD_AFTER_MS,
-      history: { max: env.ROOM_HISTORY_MAX, ttlSeconds: env.ROOM_HISTORY_TTL_SECONDS },
-      offline: { max: env.OFFLINE_MAX, ttlSeconds: env.OFFLINE_TTL_SECONDS },
-    }),
-    ...extraProcessors,
-  ];
+  // Status notifications reuse the push path; its per-message seed log lines stay out of info.
+  const notifyLog = log.child({ part: 'notify' });
+  if (notifyLog.levelVal < notifyLog.levels.values.warn!) notifyLog.level = 'warn';
+  const push = createPushProcessor({
+    redis: command,
+    keys: routingKeys(env.REDIS_KEY_PREFIX),
+    clients: comets,
+    deadAfterMs: env.COMET_DEAD_AFTER_MS,
+    history: { max: env.ROOM_HISTORY_MAX, ttlSeconds: env.ROOM_HISTORY_TTL_SECONDS },
+    offline: { max: env.OFFLINE_MAX, ttlSeconds: env.OFFLINE_TTL_SECONDS },
+    log: notifyLog,
+  });
+  const processors: Processor[] = [echoProcessor, push, ...extraProcessors];
+  const notifier = new TaskNotifier(push.deliver, notifyLog);
   const runner = new JobRunner({
     queue,
     blockingConnection: (name) => createRedis(target, 'blocking', `pushline-job-${name}`),
@@ -59,12 +62,14 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
       dispatcher,
     },
     log,
+    notifier,
   });
   await runner.start();
   return {
     runner,
     async stop() {
       await runner.stop();
+      await notifier.drain();
       await dispatcher.close().catch(() => {});
       comets.close();
       await command.quit().catch(() => command.disconnect());

@@ -13,6 +13,11 @@ export interface TaskContext {
   /** Aborted when the lease is lost or the job shuts down: stop and return soon. */
   signal: AbortSignal;
   log: Logger;
+  /**
+   * Reports how far the task is (0..1) with an optional note; sent to the task's user/room as a
+   * `processing` status when it asked for notifications, a no-op otherwise.
+   */
+  progress(fraction: number, note?: string): void;
 }
 
 export interface Processor {

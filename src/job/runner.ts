@@ -10,6 +10,7 @@ import type { ProcessorRegistry } from './processor.ts';
 import { Reaper } from './reaper.ts';
 import { createTaskHandler, type RetryPolicy } from './task-handler.ts';
 import { createWebhookHandler } from './webhook-handler.ts';
+import { settledEvent, type TaskNotifier } from './task-status.ts';
 
 export interface JobRunnerOptions {
   queue: TaskQueue;
@@ -30,6 +31,8 @@ export interface JobRunnerOptions {
     dispatcher: Dispatcher;
   };
   log: Logger;
+  /** Tells tasks' users/rooms about status changes (tasks submitted with user_id/room_id). */
+  notifier?: TaskNotifier;
   onSettled?: (stage: 'tasks' | 'results', task: ClaimedTask, verdict: Verdict, applied: boolean) => void;
 }
 
@@ -45,7 +48,7 @@ export class JobRunner {
     for (let i = 0; i < o.consumers; i++) {
       const log = o.log.child({ consumer: i });
       // One handler per consumer, so every task log line says which consumer ran it.
-      const taskHandler = createTaskHandler(o.registry, o.taskPolicy, log);
+      const taskHandler = createTaskHandler(o.registry, o.taskPolicy, log, o.notifier);
       this.consumers.push(
         await this.startConsumer(`consumer-${i}`, {
           index: i,
@@ -54,7 +57,7 @@ export class JobRunner {
           visibilityMs: o.visibilityMs,
           handler: taskHandler,
           log,
-          ...(o.onSettled ? { onSettled: (t, v, a) => o.onSettled!('tasks', t, v, a) } : {}),
+          ...(o.onSettled || o.notifier ? { onSettled: (t, v, a) => this.taskSettled(t, v, a) } : {}),
         }),
       );
       log.info(`Consumer ${i} started successfully`);
@@ -87,6 +90,16 @@ export class JobRunner {
       o.log.child({ part: 'reaper' }),
     );
     this.reaper.start();
+  }
+
+  /** After the verdict is saved (so GET /tasks/:id agrees with the notification). */
+  private taskSettled(task: ClaimedTask, verdict: Verdict, applied: boolean): void {
+    const { notifier, onSettled } = this.options;
+    if (applied && notifier?.wants(task.hash)) {
+      const event = settledEvent(task.attempt, verdict);
+      if (event) notifier.notify(task.id, task.hash, event);
+    }
+    onSettled?.('tasks', task, verdict, applied);
   }
 
   private async startConsumer(name: string, options: Omit<ConsumerOptions, 'blocking'>): Promise<Consumer> {

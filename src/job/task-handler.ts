@@ -5,6 +5,7 @@ import { backoffDelay, type BackoffPolicy } from '../queue/backoff.ts';
 import type { Handler, Verdict } from '../queue/consumer.ts';
 import type { ClaimedTask } from '../queue/task.ts';
 import { PermanentError, type ProcessorRegistry } from './processor.ts';
+import type { TaskNotifier } from './task-status.ts';
 
 export interface RetryPolicy extends BackoffPolicy {
   maxAttempts: number;
@@ -34,7 +35,7 @@ export function retryOrDead(
   return { outcome: 'retry', delayMs: Math.max(minDelayMs, backoffDelay(attempt, backoff)), fields };
 }
 
-export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPolicy, log: Logger): Handler {
+export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPolicy, log: Logger, notifier?: TaskNotifier): Handler {
   const infoOn = log.isLevelEnabled('info');
   const warnOn = log.isLevelEnabled('warn');
   return async (task, control) => {
@@ -54,6 +55,8 @@ export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPoli
 
     async function run(): Promise<Verdict> {
       const processor = registry.get(type);
+      const notify = notifier?.wants(task.hash) ? notifier : undefined;
+      notify?.notify(task.id, task.hash, { status: 'processing', attempt: task.attempt });
       if (!processor) return { outcome: 'failed', fields: { error: `no processor for task type "${type}" in this job` } };
       let payload: unknown = null;
       if (task.hash.payload !== undefined) {
@@ -76,6 +79,11 @@ export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPoli
           },
           get log() {
             return logFor();
+          },
+          progress(fraction, note) {
+            if (!notify || !Number.isFinite(fraction)) return;
+            const progress = Math.min(1, Math.max(0, fraction));
+            notify.notify(task.id, task.hash, { status: 'processing', attempt: task.attempt, progress, ...(note !== undefined ? { note: String(note).slice(0, 200) } : {}) });
           },
         });
         return { outcome: 'completed', fields: { result: JSON.stringify(result ?? null) } };

@@ -105,7 +105,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
 
   await registerBasicAuth(app, deps.credentials);
   await app.register(healthRoutes, { queue: deps.queue, redis: deps.redis });
-  await app.register(taskRoutes, { queue: deps.queue, defaultPriority: deps.defaultPriority, taskTypes: deps.taskTypes });
+  await app.register(taskRoutes, { queue: deps.queue, defaultPriority: deps.defaultPriority, taskTypes: deps.taskTypes, keys: routingKeys(deps.queue.keys.prefix) });
   await app.register(pushRoutes, {
     queue: deps.queue,
     registry: new RoutingRegistry(deps.redis, routingKeys(deps.queue.keys.prefix), 300),

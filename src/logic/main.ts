@@ -9,7 +9,7 @@ import type { Logger } from '../util/log.ts';
 import { buildLogicApp } from './app.ts';
 
 /** Task types logic accepts; each needs a processor in the job. */
-export const LOGIC_TASK_TYPES = ['echo'] as const;
+export const LOGIC_TASK_TYPES = ['echo', 'push'] as const;
 
 export interface LogicHandle {
   app: FastifyInstance;

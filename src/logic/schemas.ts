@@ -48,6 +48,14 @@ export function generateBodySchema(types: readonly string[]) {
       if (!body.type && !body.audio) {
         ctx.addIssue({ code: 'custom', path: ['type'], message: 'type is required unless audio is given' });
       }
+      if (body.type === 'push') {
+        // A push is delivered to exactly one address: a room or a user.
+        if (!body.room_id && !body.user_id) ctx.addIssue({ code: 'custom', path: ['room_id'], message: 'a push needs room_id or user_id' });
+        if (body.room_id && body.user_id) ctx.addIssue({ code: 'custom', path: ['user_id'], message: 'a push goes to room_id or to user_id, not both' });
+        if (!body.payload || typeof body.payload !== 'object' || Array.isArray(body.payload)) {
+          ctx.addIssue({ code: 'custom', path: ['payload'], message: 'a push needs payload: a JSON object, delivered as the message' });
+        }
+      }
     });
 }
 

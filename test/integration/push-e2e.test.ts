@@ -4,79 +4,37 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { startComet, type CometHandle } from '../../src/comet/main.ts';
-import { parseEnv } from '../../src/config/load.ts';
+import type { CometHandle } from '../../src/comet/main.ts';
 import type { Env } from '../../src/config/schema.ts';
-import { startJob, type JobHandle } from '../../src/job/main.ts';
-import { buildLogicApp } from '../../src/logic/app.ts';
-import { LOGIC_TASK_TYPES } from '../../src/logic/main.ts';
-import { createRedis } from '../../src/redis/connect.ts';
-import { keysFromEnv, queueOptionsFromEnv } from '../../src/config/derive.ts';
-import { TaskQueue } from '../../src/queue/task-queue.ts';
 import { routingKeys } from '../../src/routing/keys.ts';
 import { freePort } from '../../src/local/redis-server.ts';
-import { silentLogger } from '../../src/util/log.ts';
-import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
-import { authHeader, AUTH } from '../helpers/logic.ts';
+import type { TestRedis } from '../helpers/redis.ts';
+import { STACK_SECRET, startPushStack, type PushStack } from '../helpers/stack.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { connectClient, serverMessages, type WsClient } from '../helpers/ws.ts';
+import { serverMessages, type WsClient } from '../helpers/ws.ts';
 
-const SECRET = 'e2e-auth-secret-0123456789';
+let stack: PushStack;
 let redis: TestRedis;
 let client: Redis;
 let env: Env;
-const comets: CometHandle[] = [];
-let job: JobHandle;
+let comets: CometHandle[];
 let app: FastifyInstance;
-let apiRedis: Redis;
-
-async function envFor(extra: Record<string, string>): Promise<Env> {
-  const parsed = parseEnv({
-    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: env?.REDIS_KEY_PREFIX ?? uniquePrefix(),
-    AUTH_SECRET: SECRET, WEBHOOK_SECRET: 'x', COMET_HOST: '127.0.0.1', COMET_WS_PORT: '0', COMET_BATCH_MS: '2',
-    COMET_HEARTBEAT_MS: '200', COMET_DEAD_AFTER_MS: '3000', PUSH_RPC_TIMEOUT_MS: '500', LOG_LEVEL: 'silent', ...extra,
-  });
-  if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
-  return parsed.env;
-}
+const SECRET = STACK_SECRET;
 
 beforeAll(async () => {
-  redis = await startTestRedis();
-  client = redis.client();
-  env = await envFor({});
-  for (let i = 0; i < 2; i++) {
-    const grpcPort = await freePort();
-    comets.push(await startComet(await envFor({ COMET_GRPC_PORT: String(grpcPort), COMET_ID: `127.0.0.1:${grpcPort}` }), silentLogger));
-  }
-  job = await startJob(env, silentLogger);
-  apiRedis = createRedis({ host: '127.0.0.1', port: redis.port, db: 0, password: '' }, 'api', 'e2e-logic');
-  await apiRedis.connect();
-  app = await buildLogicApp({
-    queue: new TaskQueue(apiRedis, keysFromEnv(env), queueOptionsFromEnv(env)),
-    redis: apiRedis, credentials: AUTH, defaultPriority: 3, bodyLimit: 65536, taskTypes: LOGIC_TASK_TYPES,
-    log: silentLogger, authSecret: SECRET, cometAliveMs: 3000,
-  });
+  stack = await startPushStack();
+  ({ redis, client, env, comets, app } = stack);
 });
 afterAll(async () => {
-  await app?.close();
-  await job?.stop();
-  for (const c of comets) await c.stop();
-  apiRedis?.disconnect();
-  await redis.close();
+  await stack?.close();
 });
 
-type Client = WsClient;
-const connect = (comet: CometHandle, userId: string, roomId: string): Promise<Client> => connectClient(comet.wsPort, SECRET, userId, roomId);
+const connect = (comet: CometHandle, userId: string, roomId: string): Promise<WsClient> => stack.connect(comet, userId, roomId);
 const received = serverMessages;
-
-const post = (url: string, payload: unknown) => app.inject({ method: 'POST', url, headers: { authorization: authHeader }, payload: payload as object });
+const post = (url: string, payload: unknown) => stack.post(url, payload);
 
 async function taskResult(id: string) {
-  const q = new TaskQueue(client, keysFromEnv(env), queueOptionsFromEnv(env));
-  const hash = await waitFor(async () => {
-    const h = await q.get(id);
-    return h && (h.status === 'completed' || h.status === 'failed') ? h : null;
-  }, `task ${id} finished`);
+  const hash = await stack.finished(id);
   return { status: hash.status, result: JSON.parse(hash.result ?? 'null') };
 }
 
@@ -190,7 +148,7 @@ describe('/logic/token and bad input', () => {
 });
 
 describe('identity, recovery, offline and upstream', () => {
-  const frameOfType = (c: Client, type: string) => c.frames.find((f) => !Array.isArray(f) && (f as { type: string }).type === type) as { payload: Record<string, unknown> } | undefined;
+  const frameOfType = (c: WsClient, type: string) => c.frames.find((f) => !Array.isArray(f) && (f as { type: string }).type === type) as { payload: Record<string, unknown> } | undefined;
 
   it('room messages carry an id and a per-room seq; a reconnecting client recovers what it missed', async () => {
     const viewer = await connect(comets[0]!, 'seq_viewer', 'room_seq');

@@ -21,7 +21,12 @@ export const echoProcessor: Processor = {
     if (!Number.isFinite(wait) || wait < 0 || wait > ECHO_MAX_DELAY_MS) {
       throw new PermanentError(`payload.delay_ms must be between 0 and ${ECHO_MAX_DELAY_MS}`);
     }
-    if (wait > 0) await delay(wait, undefined, { signal: ctx.signal });
+    if (wait > 0) {
+      // Halfway it reports progress, so status notifications can be watched with echo alone.
+      await delay(wait / 2, undefined, { signal: ctx.signal });
+      ctx.progress(0.5, 'halfway');
+      await delay(wait / 2, undefined, { signal: ctx.signal });
+    }
     if (options.fail === 'permanent') throw new PermanentError('echo asked to fail (payload.fail = "permanent")');
     const failAttempts = Number(options.fail_attempts ?? 0);
     if (ctx.attempt <= failAttempts) {

@@ -9,6 +9,8 @@ import type { RoutingKeys } from '../../routing/keys.ts';
 import { RoutingLookup, type Route } from '../../routing/lookup.ts';
 import { PermanentError, type Processor, type TaskContext } from '../processor.ts';
 import type { CometClients } from '../comet-clients.ts';
+import type { PushDelivery } from '../task-status.ts';
+import type { Logger } from '../../util/log.ts';
 
 export const OP_MESSAGE = 4;
 
@@ -40,6 +42,8 @@ export interface PushOptions {
   deadAfterMs: number;
   history?: { max: number; ttlSeconds: number };
   offline?: { max: number; ttlSeconds: number };
+  /** Logger of deliveries made outside a task (status notifications). */
+  log?: Logger;
 }
 
 function parsePayload(payload: unknown): PushPayload {
@@ -52,7 +56,7 @@ function parsePayload(payload: unknown): PushPayload {
   throw new PermanentError('push payload needs mode "room" with roomId, "users" with userIds, or "broadcast"');
 }
 
-export function createPushProcessor(options: PushOptions): Processor {
+export function createPushProcessor(options: PushOptions): Processor & { deliver: PushDelivery } {
   const lookup = new RoutingLookup(options.redis, options.keys);
   const attempts = options.nodeAttempts ?? 3;
   const backoff = options.nodeBackoffMs ?? 100;
@@ -88,9 +92,16 @@ export function createPushProcessor(options: PushOptions): Processor {
     return outcome;
   }
 
-  return {
+  const never = new AbortController().signal;
+  const processor = {
     type: 'push',
-    async process(ctx) {
+    /** A push outside any task (a status notification): same routing, same per-node retries. */
+    async deliver(payload: PushPayload, messageId: string) {
+      const log = options.log;
+      if (!log) throw new Error('createPushProcessor: deliver() needs options.log');
+      return processor.process({ id: messageId, type: 'push', priority: 5, attempt: 1, payload, hash: {}, signal: never, log, progress() {} });
+    },
+    async process(ctx: TaskContext) {
       const push = parsePayload(ctx.payload);
       // The seed docs' "[Consumer 2] ..." prefix; pino's bindings() parses JSON, so once per task.
       const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
@@ -102,7 +113,8 @@ export function createPushProcessor(options: PushOptions): Processor {
       // it can still recover it by seq.
       const history = options.history && options.history.max > 0 ? options.history : null;
       const recordHistory = (multi: ChainableCommander) => {
-        if (!history || push.mode !== 'room') return;
+        // History is indexed by seq: messages without one (status notifications) are not kept.
+        if (!history || push.mode !== 'room' || !seq) return;
         const key = options.keys.roomHistory(push.roomId!);
         multi.xadd(key, 'MAXLEN', '~', String(history.max), '*', 'seq', String(seq), 'id', ctx.id, 'body', json).expire(key, history.ttlSeconds);
       };
@@ -152,4 +164,5 @@ export function createPushProcessor(options: PushOptions): Processor {
       return { sent, failed, comet_nodes: outcomes.length, connections: total, nodes: outcomes };
     },
   };
+  return processor;
 }

@@ -3,6 +3,9 @@ import { createHash } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { taskView } from '../../queue/task-view.ts';
 import type { NewTask, TaskQueue } from '../../queue/task-queue.ts';
+import type { RoutingKeys } from '../../routing/keys.ts';
+import type { PushPayload } from '../../job/processors/push.ts';
+import { statusMessage, statusTarget } from '../../job/task-status.ts';
 import { ApiError } from '../errors.ts';
 import { acceptedSchema, generateBodySchema, idempotencyHeadersSchema, taskParamsSchema, type GenerateBody } from '../schemas.ts';
 
@@ -10,7 +13,11 @@ export interface TaskRoutesOptions {
   queue: TaskQueue;
   defaultPriority: number;
   taskTypes: readonly string[];
+  keys: RoutingKeys;
 }
+
+/** Status notifications go out before anything else in the queue. */
+const NOTIFICATION_PRIORITY = 5;
 
 /** Same body, same fingerprint, whatever the key order: a replay is recognised as one. */
 function fingerprint(body: unknown): string {
@@ -23,12 +30,26 @@ function fingerprint(body: unknown): string {
   return createHash('sha256').update(JSON.stringify(canonical(body))).digest('hex').slice(0, 32);
 }
 
-function toNewTask(body: GenerateBody, priority: number, requestId: string): NewTask {
+function toNewTask(body: GenerateBody, priority: number, requestId: string, keys: RoutingKeys): NewTask {
   const type = body.type ?? 'audio';
   const fields: Record<string, string> = { request_id: requestId };
   if (body.audio) fields.audio = body.audio;
   if (body.user_id) fields.user_id = body.user_id;
   if (body.room_id) fields.room_id = body.room_id;
+  if (type === 'push') {
+    // The schema made sure of one address and an object payload: the same task /logic/send makes.
+    const push: PushPayload = body.room_id
+      ? { mode: 'room', roomId: body.room_id, message: { ...(body.payload as object), ts: Date.now() } }
+      : { mode: 'users', userIds: [body.user_id!], message: { ...(body.payload as object), ts: Date.now() } };
+    return {
+      type,
+      priority,
+      payload: JSON.stringify(push),
+      ...(body.hook_url ? { hookUrl: body.hook_url } : {}),
+      fields,
+      ...(push.mode === 'room' ? { sequenceKey: keys.roomSeq(push.roomId!) } : {}),
+    };
+  }
   // The audio URL is its own field; repeating it in payload would cost every waiting task its length again.
   const payload = body.payload;
   return {
@@ -38,6 +59,15 @@ function toNewTask(body: GenerateBody, priority: number, requestId: string): New
     ...(body.hook_url ? { hookUrl: body.hook_url } : {}),
     fields,
   };
+}
+
+/** The `queued` status message of a task that asked for notifications, as a push task of its own. */
+function queuedNotification(taskId: string, task: NewTask, requestId: string): NewTask | null {
+  const hash = { type: task.type, priority: String(task.priority), ...task.fields };
+  const target = statusTarget(hash);
+  if (!target) return null;
+  const push: PushPayload = { ...target, message: statusMessage(taskId, hash, { status: 'queued', attempt: 0 }) };
+  return { type: 'push', priority: NOTIFICATION_PRIORITY, payload: JSON.stringify(push), fields: { request_id: requestId, notification_of: taskId } };
 }
 
 export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, options) => {
@@ -52,7 +82,7 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
     },
     async (request, reply) => {
       const priority = request.body.priority ?? options.defaultPriority;
-      const task = toNewTask(request.body, priority, request.id);
+      const task = toNewTask(request.body, priority, request.id, options.keys);
       const key = request.headers['idempotency-key'];
       if (key) task.idempotency = { key, fingerprint: fingerprint(request.body) };
       let result;
@@ -76,6 +106,11 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
         return reply.code(202).send({ task_id: result.id, status: current?.status ?? 'queued', priority: Number(current?.priority ?? priority) });
       }
       request.log.info({ task: result.id, type: task.type, priority }, `task ${result.id} queued`);
+      const notification = queuedNotification(result.id, task, request.id);
+      if (notification) {
+        // The task is safely queued whatever happens here: a lost `queued` message is logged, not an error.
+        await queue.enqueueOne(notification).catch((err: unknown) => request.log.warn({ err, task: result.id }, 'queued notification not enqueued'));
+      }
       return reply.code(202).send({ task_id: result.id, status: 'queued', priority });
     },
   );

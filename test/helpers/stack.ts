@@ -1,0 +1,90 @@
+// An in-process push stack for end-to-end tests: one test redis-server, two comets, a job and
+// the logic app (fastify inject), all sharing one fresh key prefix.
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { Redis } from 'ioredis';
+import { startComet, type CometHandle } from '../../src/comet/main.ts';
+import { keysFromEnv, queueOptionsFromEnv } from '../../src/config/derive.ts';
+import { parseEnv } from '../../src/config/load.ts';
+import type { Env } from '../../src/config/schema.ts';
+import { startJob, type JobHandle } from '../../src/job/main.ts';
+import { freePort } from '../../src/local/redis-server.ts';
+import { buildLogicApp } from '../../src/logic/app.ts';
+import { LOGIC_TASK_TYPES } from '../../src/logic/main.ts';
+import { TaskQueue } from '../../src/queue/task-queue.ts';
+import type { TaskHash } from '../../src/queue/task.ts';
+import { createRedis } from '../../src/redis/connect.ts';
+import { silentLogger } from '../../src/util/log.ts';
+import { AUTH, authHeader } from './logic.ts';
+import { startTestRedis, uniquePrefix, type TestRedis } from './redis.ts';
+import { waitFor } from './wait.ts';
+import { connectClient, type WsClient } from './ws.ts';
+
+export const STACK_SECRET = 'e2e-auth-secret-0123456789';
+
+export interface PushStack {
+  redis: TestRedis;
+  /** A plain connection for inspecting keys. */
+  client: Redis;
+  env: Env;
+  comets: CometHandle[];
+  job: JobHandle;
+  app: FastifyInstance;
+  /** Env of this stack (same Redis, same prefix) plus `extra`. */
+  envFor(extra: Record<string, string>): Env;
+  connect(comet: CometHandle, userId: string, roomId: string): Promise<WsClient>;
+  post(url: string, payload: unknown): Promise<LightMyRequestResponse>;
+  /** Waits until the task is completed or failed and returns its hash. */
+  finished(id: string): Promise<TaskHash>;
+  close(): Promise<void>;
+}
+
+export async function startPushStack(cometCount = 2): Promise<PushStack> {
+  const redis = await startTestRedis();
+  const prefix = uniquePrefix();
+  const envFor = (extra: Record<string, string>): Env => {
+    const parsed = parseEnv({
+      REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: prefix,
+      AUTH_SECRET: STACK_SECRET, WEBHOOK_SECRET: 'x', COMET_HOST: '127.0.0.1', COMET_WS_PORT: '0', COMET_BATCH_MS: '2',
+      COMET_HEARTBEAT_MS: '200', COMET_DEAD_AFTER_MS: '3000', PUSH_RPC_TIMEOUT_MS: '500', LOG_LEVEL: 'silent', ...extra,
+    });
+    if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
+    return parsed.env;
+  };
+  const env = envFor({});
+  const comets: CometHandle[] = [];
+  for (let i = 0; i < cometCount; i++) {
+    const grpcPort = await freePort();
+    comets.push(await startComet(envFor({ COMET_GRPC_PORT: String(grpcPort), COMET_ID: `127.0.0.1:${grpcPort}` }), silentLogger));
+  }
+  const job = await startJob(env, silentLogger);
+  const apiRedis = createRedis({ host: '127.0.0.1', port: redis.port, db: 0, password: '' }, 'api', 'e2e-logic');
+  await apiRedis.connect();
+  const queue = new TaskQueue(apiRedis, keysFromEnv(env), queueOptionsFromEnv(env));
+  const app = await buildLogicApp({
+    queue, redis: apiRedis, credentials: AUTH, defaultPriority: 3, bodyLimit: 65536, taskTypes: LOGIC_TASK_TYPES,
+    log: silentLogger, authSecret: STACK_SECRET, cometAliveMs: 3000,
+  });
+  return {
+    redis,
+    client: redis.client(),
+    env,
+    comets,
+    job,
+    app,
+    envFor,
+    connect: (comet, userId, roomId) => connectClient(comet.wsPort, STACK_SECRET, userId, roomId),
+    post: (url, payload) => app.inject({ method: 'POST', url, headers: { authorization: authHeader }, payload: payload as object }),
+    finished: (id) =>
+      waitFor(async () => {
+        const h = await queue.get(id);
+        return h && (h.status === 'completed' || h.status === 'failed') ? h : null;
+      }, `task ${id} finished`),
+    async close() {
+      await app.close();
+      await job.stop();
+      for (const c of comets) await c.stop();
+      apiRedis.disconnect();
+      await redis.close();
+    },
+  };
+}
