@@ -7,6 +7,7 @@ import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import type { Logger } from '../util/log.ts';
 import { serverMessageFrame, type ServerMessage } from './frames.ts';
+import type { GrpcObserver } from '../metrics/common.ts';
 import type { Hub } from './hub.ts';
 
 export const COMET_PROTO = fileURLToPath(new URL('../../proto/comet.proto', import.meta.url));
@@ -35,7 +36,7 @@ function frameOf(proto: ProtoMsg | null | undefined): ServerMessage | { error: s
   return serverMessageFrame(proto.body);
 }
 
-export function createCometGrpcServer(hub: Hub, log: Logger): grpc.Server {
+export function createCometGrpcServer(hub: Hub, log: Logger, observe?: GrpcObserver): grpc.Server {
   const definition = loadCometDefinition();
   const pkg = grpc.loadPackageDefinition(definition) as unknown as {
     ChatRoom: { Comet: { Comet: grpc.ServiceClientConstructor } };
@@ -76,7 +77,23 @@ export function createCometGrpcServer(hub: Hub, log: Logger): grpc.Server {
     callback(null, { rooms: Object.fromEntries([...hub.rooms.keys()].map((r) => [r, true])) });
   };
 
-  server.addService(pkg.ChatRoom.Comet.Comet.service, { BroadcastRoom, PushMsg, Broadcast, Rooms });
+  // Every call is counted (grpc_calls_total) with its outcome; the handlers answer synchronously.
+  const timed = <Req, Res>(name: string, handler: Unary<Req, Res>): Unary<Req, Res> =>
+    observe
+      ? (call, callback) => {
+          const started = performance.now();
+          handler(call, (err, res) => {
+            observe(name, !err, (performance.now() - started) / 1000);
+            callback(err, res);
+          });
+        }
+      : handler;
+  server.addService(pkg.ChatRoom.Comet.Comet.service, {
+    BroadcastRoom: timed('BroadcastRoom', BroadcastRoom),
+    PushMsg: timed('PushMsg', PushMsg),
+    Broadcast: timed('Broadcast', Broadcast),
+    Rooms: timed('Rooms', Rooms),
+  });
   new ReflectionService(definition).addToServer(server);
   log.debug('gRPC service ChatRoom.Comet.Comet registered with reflection');
   return server;

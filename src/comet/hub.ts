@@ -33,6 +33,9 @@ export class Hub {
   private readonly recent = new RecentIds(100_000);
   slowConsumerCloses = 0;
   duplicatesDropped = 0;
+  /** Frames and bytes written to sockets (a frame sent to n sockets counts n times). */
+  framesSent = 0;
+  bytesSent = 0;
 
   constructor(private readonly options: HubOptions) {}
 
@@ -142,6 +145,8 @@ export class Hub {
         continue;
       }
       frame.writeTo(ws);
+      this.framesSent++;
+      this.bytesSent += frame.length;
     }
   }
 }

@@ -8,6 +8,9 @@ import { routingKeys } from '../routing/keys.ts';
 import { RoutingRegistry } from '../routing/registry.ts';
 import type { Logger } from '../util/log.ts';
 import { bindGrpc, createCometGrpcServer } from './grpc-server.ts';
+import { cometMetrics } from './metrics.ts';
+import { probeRedis } from '../metrics/common.ts';
+import { createRegistry } from '../metrics/registry.ts';
 import { Hub } from './hub.ts';
 import { createWsServer, type CometServices } from './ws-server.ts';
 import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
@@ -35,7 +38,10 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
     maxBufferBytes: env.COMET_MAX_BUFFER_BYTES,
     onSlowConsumer: (conn) => log.warn({ conn: conn.id, user: conn.userId }, 'closing a slow consumer'),
   });
-  const grpcServer = createCometGrpcServer(hub, log);
+  const metricsRegistry = createRegistry('comet');
+  const metrics = cometMetrics(metricsRegistry, hub);
+  const stopProbe = probeRedis(redis, metrics.redis);
+  const grpcServer = createCometGrpcServer(hub, log, metrics.grpc);
   const grpcPort = await bindGrpc(grpcServer, env.COMET_HOST, env.COMET_GRPC_PORT);
   const cometId = env.COMET_ID ?? `localhost:${grpcPort}`;
 
@@ -76,6 +82,7 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
   };
   const ws = createWsServer({
     cometId,
+    metrics: metricsRegistry,
     authSecret: secret,
     hub,
     registry,
@@ -114,6 +121,7 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
     hub,
     async stop() {
       clearInterval(heartbeat);
+      stopProbe();
       await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
       await ws.closeAll();
       ws.wss.close();

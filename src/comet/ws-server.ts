@@ -5,6 +5,7 @@
 // everyone else on the comet is unaffected.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { answerMetrics, type Registry } from '../metrics/registry.ts';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { verifyConnectionToken } from '../auth/token.ts';
@@ -28,6 +29,8 @@ const MAX_CONTENT = 4000;
 
 export interface WsServerOptions {
   cometId: string;
+  /** Served at GET /metrics on the WebSocket port. */
+  metrics?: Registry;
   authSecret: string;
   hub: Hub;
   registry: RoutingRegistry;
@@ -75,6 +78,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
   }, options.pingIntervalMs ?? 30_000);
   sweep.unref();
   const server = createServer((req, res) => {
+    if (req.url === '/metrics' && options.metrics) return answerMetrics(options.metrics, res);
     if (req.url === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', comet_id: options.cometId, connections: hub.conns.size }));
       return;

@@ -66,6 +66,9 @@ export const envSchema = z.object({
   TASK_BACKOFF_MAX_MS: int(0, 86_400_000).default(300_000),
   TASK_RETENTION_SECONDS: int(0, 365 * 86400).default(7 * 86400),
   REAPER_INTERVAL_MS: int(100, 3_600_000).default(5000),
+  /** GET /metrics of the job (logic and comet serve it on their own HTTP ports). Unset: 9464, or a free port when taken; 0: a free port. */
+  JOB_METRICS_PORT: int(0, 65535).optional(),
+  JOB_METRICS_HOST: z.string().trim().min(1).default('0.0.0.0'),
 
   AUTH_SECRET: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
   TOKEN_TTL_SECONDS: int(10, 30 * 86400).default(3600),

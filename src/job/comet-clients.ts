@@ -4,6 +4,7 @@
 // one BroadcastRoom call (its `protos` field): a gRPC call costs far more than a message.
 import * as grpc from '@grpc/grpc-js';
 import { loadCometDefinition, type ProtoMsg } from '../comet/grpc-server.ts';
+import type { GrpcObserver } from '../metrics/common.ts';
 
 type Callback<T> = (err: grpc.ServiceError | null, res?: T) => void;
 interface CometStub extends grpc.Client {
@@ -26,7 +27,10 @@ export class CometClients {
   private flushScheduled = false;
   private readonly Ctor: grpc.ServiceClientConstructor;
 
-  constructor(private readonly deadlineMs: number) {
+  constructor(
+    private readonly deadlineMs: number,
+    private readonly observe?: GrpcObserver,
+  ) {
     const pkg = grpc.loadPackageDefinition(loadCometDefinition()) as unknown as { ChatRoom: { Comet: { Comet: grpc.ServiceClientConstructor } } };
     this.Ctor = pkg.ChatRoom.Comet.Comet;
   }
@@ -40,9 +44,14 @@ export class CometClients {
     return stub;
   }
 
-  private call<T>(cometId: string, run: (stub: CometStub, opts: grpc.CallOptions, cb: Callback<T>) => void): Promise<T> {
+  private call<T>(cometId: string, method: string, run: (stub: CometStub, opts: grpc.CallOptions, cb: Callback<T>) => void): Promise<T> {
+    const started = this.observe ? performance.now() : 0;
     return new Promise((resolve, reject) => {
-      run(this.stub(cometId), { deadline: Date.now() + this.deadlineMs }, (err, res) => (err ? reject(err) : resolve(res as T)));
+      run(this.stub(cometId), { deadline: Date.now() + this.deadlineMs }, (err, res) => {
+        this.observe?.(method, !err, (performance.now() - started) / 1000);
+        if (err) reject(err);
+        else resolve(res as T);
+      });
     });
   }
 
@@ -66,7 +75,7 @@ export class CometClients {
     for (const { cometId, roomId, waiting } of batches) {
       for (let i = 0; i < waiting.length; i += MAX_PROTOS_PER_CALL) {
         const part = waiting.slice(i, i + MAX_PROTOS_PER_CALL);
-        this.call<{ delivered: number }>(cometId, (s, o, cb) => s.BroadcastRoom({ roomId, protos: part.map((w) => w.proto) }, o, cb)).then(
+        this.call<{ delivered: number }>(cometId, 'BroadcastRoom', (s, o, cb) => s.BroadcastRoom({ roomId, protos: part.map((w) => w.proto) }, o, cb)).then(
           (reply) => part.forEach((w) => w.resolve(reply)),
           (err) => part.forEach((w) => w.reject(err)),
         );
@@ -75,11 +84,11 @@ export class CometClients {
   }
 
   pushMsg(cometId: string, keys: string[], proto: ProtoMsg) {
-    return this.call<{ delivered: number; missing: string[] }>(cometId, (s, o, cb) => s.PushMsg({ keys, proto, protoOp: proto.op ?? 4 }, o, cb));
+    return this.call<{ delivered: number; missing: string[] }>(cometId, 'PushMsg', (s, o, cb) => s.PushMsg({ keys, proto, protoOp: proto.op ?? 4 }, o, cb));
   }
 
   broadcast(cometId: string, proto: ProtoMsg) {
-    return this.call<{ delivered: number }>(cometId, (s, o, cb) => s.Broadcast({ proto, protoOp: proto.op ?? 4, speed: 0 }, o, cb));
+    return this.call<{ delivered: number }>(cometId, 'Broadcast', (s, o, cb) => s.Broadcast({ proto, protoOp: proto.op ?? 4, speed: 0 }, o, cb));
   }
 
   close(): void {

@@ -13,9 +13,16 @@ import { CometClients } from './comet-clients.ts';
 import { routingKeys } from '../routing/keys.ts';
 import { JobRunner } from './runner.ts';
 import { TaskNotifier } from './task-status.ts';
+import { jobMetrics } from './metrics.ts';
+import { probeRedis, queueDepth } from '../metrics/common.ts';
+import { createRegistry, serveMetrics, type Registry } from '../metrics/registry.ts';
+import { observeScripts } from '../queue/scripts.ts';
+import { RoutingLookup } from '../routing/lookup.ts';
 
 export interface JobHandle {
   runner: JobRunner;
+  /** Where GET /metrics answers. */
+  metricsPort: number;
   stop(): Promise<void>;
 }
 
@@ -29,18 +36,27 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
   const keys = keysFromEnv(env);
   const queue = new TaskQueue(command, keys, queueOptionsFromEnv(env));
   const dispatcher = createGuardedAgent({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE });
-  const comets = new CometClients(env.PUSH_RPC_TIMEOUT_MS);
+  const keysOfRouting = routingKeys(env.REDIS_KEY_PREFIX);
+  const registry = createRegistry('job');
+  const lookup = new RoutingLookup(command, keysOfRouting);
+  const metrics = jobMetrics(registry, async () => (await lookup.comets('alive', env.COMET_DEAD_AFTER_MS)).length);
+  queueDepth(registry, queue);
+  observeScripts(command, metrics.redis);
+  const stopProbe = probeRedis(command, metrics.redis);
+  const metricsServer = await serveJobMetrics(registry, env, log);
+  const comets = new CometClients(env.PUSH_RPC_TIMEOUT_MS, metrics.grpc);
   // Status notifications reuse the push path; its per-message seed log lines stay out of info.
   const notifyLog = log.child({ part: 'notify' });
   if (notifyLog.levelVal < notifyLog.levels.values.warn!) notifyLog.level = 'warn';
   const push = createPushProcessor({
     redis: command,
-    keys: routingKeys(env.REDIS_KEY_PREFIX),
+    keys: keysOfRouting,
     clients: comets,
     deadAfterMs: env.COMET_DEAD_AFTER_MS,
     history: { max: env.ROOM_HISTORY_MAX, ttlSeconds: env.ROOM_HISTORY_TTL_SECONDS },
     offline: { max: env.OFFLINE_MAX, ttlSeconds: env.OFFLINE_TTL_SECONDS },
     log: notifyLog,
+    metrics,
   });
   const processors: Processor[] = [echoProcessor, push, ...extraProcessors];
   const notifier = new TaskNotifier(push.deliver, notifyLog);
@@ -63,11 +79,15 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
     },
     log,
     notifier,
+    metrics,
   });
   await runner.start();
   return {
     runner,
+    metricsPort: metricsServer.port,
     async stop() {
+      stopProbe();
+      metricsServer.server.close();
       await runner.stop();
       await notifier.drain();
       await dispatcher.close().catch(() => {});
@@ -75,4 +95,20 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
       await command.quit().catch(() => command.disconnect());
     },
   };
+}
+
+const DEFAULT_METRICS_PORT = 9464;
+
+/** JOB_METRICS_PORT when set (taken = an error); else 9464, or a free port when another job holds it. */
+async function serveJobMetrics(registry: Registry, env: Env, log: Logger) {
+  const host = env.JOB_METRICS_HOST;
+  if (env.JOB_METRICS_PORT !== undefined) return serveMetrics(registry, host, env.JOB_METRICS_PORT);
+  try {
+    return await serveMetrics(registry, host, DEFAULT_METRICS_PORT);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    const served = await serveMetrics(registry, host, 0);
+    log.warn(`port ${DEFAULT_METRICS_PORT} is taken (another job on this host?): metrics are at http://${host}:${served.port}/metrics; set JOB_METRICS_PORT to choose`);
+    return served;
+  }
 }

@@ -11,6 +11,7 @@ import { Reaper } from './reaper.ts';
 import { createTaskHandler, type RetryPolicy } from './task-handler.ts';
 import { createWebhookHandler } from './webhook-handler.ts';
 import { settledEvent, type TaskNotifier } from './task-status.ts';
+import type { JobMetrics } from './metrics.ts';
 
 export interface JobRunnerOptions {
   queue: TaskQueue;
@@ -33,6 +34,7 @@ export interface JobRunnerOptions {
   log: Logger;
   /** Tells tasks' users/rooms about status changes (tasks submitted with user_id/room_id). */
   notifier?: TaskNotifier;
+  metrics?: JobMetrics;
   onSettled?: (stage: 'tasks' | 'results', task: ClaimedTask, verdict: Verdict, applied: boolean) => void;
 }
 
@@ -48,7 +50,7 @@ export class JobRunner {
     for (let i = 0; i < o.consumers; i++) {
       const log = o.log.child({ consumer: i });
       // One handler per consumer, so every task log line says which consumer ran it.
-      const taskHandler = createTaskHandler(o.registry, o.taskPolicy, log, o.notifier);
+      const taskHandler = createTaskHandler(o.registry, o.taskPolicy, log, { ...(o.notifier ? { notifier: o.notifier } : {}), ...(o.metrics ? { metrics: o.metrics } : {}) });
       this.consumers.push(
         await this.startConsumer(`consumer-${i}`, {
           index: i,
@@ -57,7 +59,7 @@ export class JobRunner {
           visibilityMs: o.visibilityMs,
           handler: taskHandler,
           log,
-          ...(o.onSettled || o.notifier ? { onSettled: (t, v, a) => this.taskSettled(t, v, a) } : {}),
+          onSettled: (t, v, a) => this.taskSettled(t, v, a),
         }),
       );
       log.info(`Consumer ${i} started successfully`);
@@ -76,7 +78,10 @@ export class JobRunner {
         visibilityMs: Math.max(o.visibilityMs, o.webhook.timeoutMs * 3),
         handler: createWebhookHandler({ ...o.webhook, log: webhookLog }),
         log: webhookLog,
-        ...(o.onSettled ? { onSettled: (t, v, a) => o.onSettled!('results', t, v, a) } : {}),
+        onSettled: (t, v, a) => {
+          if (a) o.metrics?.webhook(v.outcome);
+          o.onSettled?.('results', t, v, a);
+        },
       }),
     );
     webhookLog.info(`Webhook sender started on ${o.queue.keys.results.queue}`);
@@ -94,7 +99,8 @@ export class JobRunner {
 
   /** After the verdict is saved (so GET /tasks/:id agrees with the notification). */
   private taskSettled(task: ClaimedTask, verdict: Verdict, applied: boolean): void {
-    const { notifier, onSettled } = this.options;
+    const { notifier, onSettled, metrics } = this.options;
+    if (applied) metrics?.settled(task.hash.type ?? '', verdict.outcome);
     if (applied && notifier?.wants(task.hash)) {
       const event = settledEvent(task.attempt, verdict);
       if (event) notifier.notify(task.id, task.hash, event);

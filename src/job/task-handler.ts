@@ -6,6 +6,7 @@ import type { Handler, Verdict } from '../queue/consumer.ts';
 import type { ClaimedTask } from '../queue/task.ts';
 import { PermanentError, type ProcessorRegistry } from './processor.ts';
 import type { TaskNotifier } from './task-status.ts';
+import type { JobMetrics } from './metrics.ts';
 
 export interface RetryPolicy extends BackoffPolicy {
   maxAttempts: number;
@@ -35,17 +36,25 @@ export function retryOrDead(
   return { outcome: 'retry', delayMs: Math.max(minDelayMs, backoffDelay(attempt, backoff)), fields };
 }
 
-export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPolicy, log: Logger, notifier?: TaskNotifier): Handler {
+export interface TaskHandlerHooks {
+  notifier?: TaskNotifier;
+  metrics?: JobMetrics;
+}
+
+export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPolicy, log: Logger, hooks: TaskHandlerHooks = {}): Handler {
+  const { notifier, metrics } = hooks;
   const infoOn = log.isLevelEnabled('info');
   const warnOn = log.isLevelEnabled('warn');
   return async (task, control) => {
     const type = task.hash.type ?? '';
-    const started = infoOn || warnOn ? performance.now() : 0;
+    const started = infoOn || warnOn || metrics ? performance.now() : 0;
+    if (metrics && task.attempt === 1) metrics.waited(type, task.hash.priority ?? '', (Number(task.hash.started_at) - Number(task.hash.created_at)) / 1000);
     // One child logger per task is measurable at 100k tasks/s: build it only when needed.
     let taskLog: Logger | undefined;
     const logFor = () =>
       (taskLog ??= log.child({ task: task.id, type, ...(task.hash.request_id ? { reqId: task.hash.request_id } : {}) }));
     const verdict = await run();
+    metrics?.processed(type, verdict.outcome, (performance.now() - started) / 1000);
     if (verdict.outcome === 'completed' ? infoOn : warnOn) {
       const line = { priority: Number(task.hash.priority), attempt: task.attempt, ms: Math.round(performance.now() - started), outcome: verdict.outcome };
       if (verdict.outcome === 'completed') logFor().info(line, `task ${task.id} completed`);

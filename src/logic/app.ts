@@ -13,6 +13,8 @@ import { taskRoutes } from './routes/tasks.ts';
 import { pushRoutes } from './routes/push.ts';
 import { RoutingRegistry } from '../routing/registry.ts';
 import { routingKeys } from '../routing/keys.ts';
+import { createRegistry, type Registry } from '../metrics/registry.ts';
+import { registerLogicMetrics } from './metrics.ts';
 
 export interface LogicDeps {
   queue: TaskQueue;
@@ -26,6 +28,8 @@ export interface LogicDeps {
   authSecret?: string | null;
   tokenTtlSeconds?: number;
   cometAliveMs?: number;
+  /** Where /metrics collects; a fresh registry when not given. */
+  metrics?: Registry;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -103,6 +107,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
     reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
   });
 
+  registerLogicMetrics(app, deps.metrics ?? createRegistry('logic'), deps.queue, deps.redis);
   await registerBasicAuth(app, deps.credentials);
   await app.register(healthRoutes, { queue: deps.queue, redis: deps.redis });
   await app.register(taskRoutes, { queue: deps.queue, defaultPriority: deps.defaultPriority, taskTypes: deps.taskTypes, keys: routingKeys(deps.queue.keys.prefix) });

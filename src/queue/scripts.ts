@@ -29,6 +29,12 @@ function source(name: ScriptName): string {
 
 const prefix = 'pushline_';
 const defined = new WeakSet<Redis>();
+const observers = new WeakMap<Redis, (script: string, seconds: number) => void>();
+
+/** Times every script call made on this connection (metrics); one observer per connection. */
+export function observeScripts(redis: Redis, observe: (script: string, seconds: number) => void): void {
+  observers.set(redis, observe);
+}
 
 /** Runs a queue script by name: KEYS then ARGV, as the script's header lists them. */
 export function runScript(redis: Redis, name: ScriptName, keys: string[], args: Arg[]): Promise<unknown> {
@@ -43,5 +49,9 @@ export function runScript(redis: Redis, name: ScriptName, keys: string[], args: 
   }
   const command = (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[prefix + name]!;
   const call = command.bind(redis);
-  return SCRIPTS[name].keys === undefined ? call(keys.length, ...keys, ...args) : call(...keys, ...args);
+  const reply = SCRIPTS[name].keys === undefined ? call(keys.length, ...keys, ...args) : call(...keys, ...args);
+  const observe = observers.get(redis);
+  if (!observe) return reply;
+  const started = performance.now();
+  return reply.finally(() => observe(name, (performance.now() - started) / 1000));
 }

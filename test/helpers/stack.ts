@@ -45,7 +45,8 @@ export async function startPushStack(cometCount = 2): Promise<PushStack> {
     const parsed = parseEnv({
       REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: prefix,
       AUTH_SECRET: STACK_SECRET, WEBHOOK_SECRET: 'x', COMET_HOST: '127.0.0.1', COMET_WS_PORT: '0', COMET_BATCH_MS: '2',
-      COMET_HEARTBEAT_MS: '200', COMET_DEAD_AFTER_MS: '3000', PUSH_RPC_TIMEOUT_MS: '500', LOG_LEVEL: 'silent', ...extra,
+      COMET_HEARTBEAT_MS: '200', COMET_DEAD_AFTER_MS: '3000', PUSH_RPC_TIMEOUT_MS: '500', LOG_LEVEL: 'silent',
+      JOB_METRICS_HOST: '127.0.0.1', JOB_METRICS_PORT: '0', ...extra,
     });
     if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
     return parsed.env;

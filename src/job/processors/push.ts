@@ -11,6 +11,7 @@ import { PermanentError, type Processor, type TaskContext } from '../processor.t
 import type { CometClients } from '../comet-clients.ts';
 import type { PushDelivery } from '../task-status.ts';
 import type { Logger } from '../../util/log.ts';
+import type { JobMetrics } from '../metrics.ts';
 
 export const OP_MESSAGE = 4;
 
@@ -44,6 +45,7 @@ export interface PushOptions {
   offline?: { max: number; ttlSeconds: number };
   /** Logger of deliveries made outside a task (status notifications). */
   log?: Logger;
+  metrics?: JobMetrics;
 }
 
 function parsePayload(payload: unknown): PushPayload {
@@ -125,7 +127,12 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
         routes = comets.map((cometId) => ({ cometId, count: 0, connIds: [], userIds: [] }));
         total = 0;
       } else {
+        const readStarted = performance.now();
         const found = push.mode === 'room' ? await lookup.room(push.roomId!, recordHistory) : await lookup.users(push.userIds!);
+        if (options.metrics) {
+          options.metrics.redis(push.mode === 'room' ? 'get_room_connections' : 'get_user_connections', (performance.now() - readStarted) / 1000);
+          if (push.mode === 'room') options.metrics.roomConnections(found.total);
+        }
         if (push.mode === 'users' && options.offline && options.offline.max > 0) {
           const online = new Set(found.byComet.flatMap((r) => r.userIds));
           const offline = push.userIds!.filter((u) => !online.has(u));
@@ -158,6 +165,7 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
           ),
         ),
       );
+      if (options.metrics) for (const o of outcomes) options.metrics.dispatched(o.comet, o.ok);
       const sent = outcomes.filter((o) => o.ok).reduce((n, o) => n + (push.mode === 'broadcast' ? o.delivered : o.connections), 0);
       const failed = outcomes.filter((o) => !o.ok).reduce((n, o) => n + o.connections, 0);
       ctx.log.info(`${prefix} Message distributed: sent=${sent}, failed=${failed}, comet_nodes=${outcomes.length}`);
