@@ -9,6 +9,8 @@ import type { Logger } from '../util/log.ts';
 import { ProcessorRegistry, type Processor } from './processor.ts';
 import { echoProcessor } from './processors/echo.ts';
 import { createPushProcessor } from './processors/push.ts';
+import { createAudioProcessor } from './processors/audio.ts';
+import { audioSettingsFromEnv } from '../audio/options.ts';
 import { CometClients } from './comet-clients.ts';
 import { routingKeys } from '../routing/keys.ts';
 import { JobRunner } from './runner.ts';
@@ -29,6 +31,10 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
   const queue = new TaskQueue(command, keys, queueOptionsFromEnv(env));
   const dispatcher = createGuardedAgent({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE });
   const comets = new CometClients(env.PUSH_RPC_TIMEOUT_MS);
+  // Audio downloads have their own SSRF switch: fetching from inside the network is riskier than posting to it.
+  const audioDispatcher = createGuardedAgent({ allowPrivate: env.AUDIO_ALLOW_PRIVATE, allowSetting: 'AUDIO_ALLOW_PRIVATE' });
+  const audio = audioSettingsFromEnv(env);
+  log.info(`audio tasks work in ${audio.workDir}${audio.command ? `, AUDIO_PROCESSOR_CMD: ${JSON.stringify(audio.command)}` : ''}`);
   const processors: Processor[] = [
     echoProcessor,
     createPushProcessor({
@@ -39,6 +45,7 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
       history: { max: env.ROOM_HISTORY_MAX, ttlSeconds: env.ROOM_HISTORY_TTL_SECONDS },
       offline: { max: env.OFFLINE_MAX, ttlSeconds: env.OFFLINE_TTL_SECONDS },
     }),
+    createAudioProcessor({ ...audio, queueKey: keys.tasks.queue, dispatcher: audioDispatcher }),
     ...extraProcessors,
   ];
   const runner = new JobRunner({
@@ -66,6 +73,7 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
     async stop() {
       await runner.stop();
       await dispatcher.close().catch(() => {});
+      await audioDispatcher.close().catch(() => {});
       comets.close();
       await command.quit().catch(() => command.disconnect());
     },

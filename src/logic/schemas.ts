@@ -48,6 +48,9 @@ export function generateBodySchema(types: readonly string[]) {
       if (!body.type && !body.audio) {
         ctx.addIssue({ code: 'custom', path: ['type'], message: 'type is required unless audio is given' });
       }
+      if (body.type === 'audio' && !body.audio) {
+        ctx.addIssue({ code: 'custom', path: ['audio'], message: 'audio (an http or https URL) is required for type audio' });
+      }
     });
 }
 
