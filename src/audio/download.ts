@@ -73,6 +73,11 @@ function shown(url: URL | string): string {
   return text.length > MAX_SHOWN_URL ? `${text.slice(0, MAX_SHOWN_URL)}…` : text;
 }
 
+/** Frees an answer we will not read; a small one lets the connection be reused. */
+async function discard(body: Dispatcher.ResponseData['body']): Promise<void> {
+  await body.dump({ limit: 64 * 1024 }).catch(() => {});
+}
+
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
@@ -92,7 +97,7 @@ async function follow(start: URL, options: DownloadOptions, signal: AbortSignal)
     });
     const location = headerValue(res.headers.location);
     if (!REDIRECTS.has(res.statusCode) || !location) return { res, url, redirects };
-    res.body.destroy();
+    await discard(res.body);
     if (redirects >= options.maxRedirects) {
       throw new DownloadError(
         options.maxRedirects === 0
@@ -130,12 +135,12 @@ export async function downloadToFile(options: DownloadOptions): Promise<Download
   try {
     const { res, url, redirects } = await follow(checked.url, options, signal);
     if (res.statusCode < 200 || res.statusCode >= 300) {
-      res.body.destroy();
+      await discard(res.body);
       throw statusError(res.statusCode, res.statusText, url);
     }
     const declared = Number(headerValue(res.headers['content-length']));
     if (Number.isFinite(declared) && declared > options.maxBytes) {
-      res.body.destroy();
+      await discard(res.body);
       throw tooLarge(`the server announces ${mib(declared)}`, options.maxBytes);
     }
     const hash = createHash('sha256');
