@@ -102,9 +102,41 @@ function tagsOf(meta: IAudioMetadata): Record<string, string | number> {
   return tags;
 }
 
+// Containers as music-metadata names them → the extension tools expect (sox goes by the name).
+const EXTENSIONS: [RegExp, string][] = [
+  [/^WAVE$/, 'wav'],
+  [/^FLAC$/, 'flac'],
+  [/^Ogg$/, 'ogg'],
+  [/^AIFF-C$/, 'aifc'],
+  [/^AIFF$/, 'aiff'],
+  [/^EBML\/webm/i, 'webm'],
+  [/^EBML\//, 'mka'],
+  [/^ASF\//, 'wma'],
+  [/^WavPack$/, 'wv'],
+  [/^DSF$/, 'dsf'],
+  [/^DSDIFF\//, 'dff'],
+  [/^Musepack/, 'mpc'],
+  [/^Monkey's Audio$/, 'ape'],
+  [/^(M4A|M4B|mp4|isom|iso\d|mp42|3gp)/i, 'm4a'],
+];
+
+/** A file extension for the detected format, or null when there is no obvious one. */
+export function extensionFor(format: AudioFormat): string | null {
+  const container = format.container ?? '';
+  if (container === 'MPEG') {
+    const codec = format.codec ?? '';
+    return /Layer 3/.test(codec) ? 'mp3' : /Layer 2/.test(codec) ? 'mp2' : /AAC/.test(codec) ? 'aac' : null;
+  }
+  return EXTENSIONS.find(([pattern]) => pattern.test(container))?.[1] ?? null;
+}
+
 /** music-metadata's parse errors are about the content; anything else (EIO, ...) is ours. */
 const CONTENT_ERRORS = new Set(['UnsupportedFileTypeError', 'UnexpectedFileContentError', 'FieldDecodingError', 'InternalParserError']);
 
+/**
+ * `path` must not end in an extension: music-metadata lets an extension pick the parser before
+ * it looks at the content, and the bytes — not a name from the URL — must decide.
+ */
 export async function analyseFile(path: string, size: number): Promise<AudioAnalysis> {
   const head = await readHead(path);
   if (size === 0) throw new BadAudioError('not an audio file: the download is empty');

@@ -3,10 +3,10 @@
 // what it writes to {output_dir} for logic to serve (GET /tasks/:id/files/:name).
 // Bad input (not audio, truncated, too large, 4xx, refused target, a failing tool) fails the
 // task for good; network trouble, timeouts and 5xx are retried with the queue's backoff.
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
-import { analyseFile, BadAudioError, type AudioAnalysis } from '../../audio/analyse.ts';
+import { analyseFile, BadAudioError, extensionFor, type AudioAnalysis } from '../../audio/analyse.ts';
 import { DownloadError, downloadToFile, type Downloaded } from '../../audio/download.ts';
 import { expandCommand, runCommand, type CommandRun } from '../../audio/external-command.ts';
 import type { AudioSettings } from '../../audio/options.ts';
@@ -49,10 +49,9 @@ const MAX_OUTPUTS = 1000;
 const ERROR_TAIL_CHARS = 600;
 const SWEEP_EVERY_MS = 10 * 60_000;
 
-/** `input` plus the URL's extension when it has a plain one: some tools go by the name. */
-function inputName(url: URL): string {
-  const ext = /\.([A-Za-z0-9]{1,8})$/.exec(url.pathname)?.[1];
-  return ext ? `input.${ext.toLowerCase()}` : 'input';
+/** The extension the tool sees: the detected format's, else the URL's when it is a plain one. */
+function toolExtension(analysis: AudioAnalysis, url: URL): string | null {
+  return extensionFor(analysis.format) ?? /\.([A-Za-z0-9]{1,8})$/.exec(url.pathname)?.[1]?.toLowerCase() ?? null;
 }
 
 async function listOutputs(dir: string, taskId: string): Promise<{ files: OutputFile[]; ignored: string[] }> {
@@ -169,7 +168,8 @@ export function createAudioProcessor(options: AudioProcessorOptions): Processor 
       // A retry starts clean: whatever an earlier, interrupted attempt left is gone.
       await rm(paths.dir, { recursive: true, force: true });
       await mkdir(options.command ? paths.files : paths.dir, { recursive: true, mode: 0o750 });
-      const input = join(paths.dir, inputName(url));
+      // No extension while analysing: the content alone decides what the file is.
+      let input = join(paths.dir, 'input');
       const downloaded = await download(ctx, url, input);
       ctx.log.info({ bytes: downloaded.bytes, redirects: downloaded.redirects }, `downloaded audio for task ${ctx.id}`);
       const analysis = await analyse(input, downloaded.bytes);
@@ -185,6 +185,8 @@ export function createAudioProcessor(options: AudioProcessorOptions): Processor 
         ...analysis,
       };
       if (options.command) {
+        const ext = toolExtension(analysis, url);
+        if (ext) await rename(input, (input = `${input}.${ext}`));
         await runTool(ctx, input, paths.files, result);
         keepFiles = (result.files?.length ?? 0) > 0;
         await rm(input, { force: true });
