@@ -49,6 +49,7 @@ export interface Downloaded {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_SHOWN_URL = 300;
+const MAX_BODY_BUFFER = 2 ** 30;
 
 /** Walks the cause chain: undici wraps the socket's (and the SSRF guard's) errors. */
 function inChain(err: unknown, test: (e: { code?: unknown; name?: unknown }) => boolean): (Error & { code?: unknown }) | undefined {
@@ -94,6 +95,11 @@ async function follow(start: URL, options: DownloadOptions, signal: AbortSignal)
       // The signal is the deadline; undici's own timers are only a backstop.
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
+      // undici 7 crashes the process (an uncatchable assert) when a server closes the connection
+      // while the response parser is paused by backpressure (nodejs/undici#5360, fixed upstream
+      // in #5474). A body buffer as large as the size cap never pauses it; what it may hold is
+      // bounded by AUDIO_MAX_BYTES and only grows when the disk is slower than the network.
+      highWaterMark: Math.min(options.maxBytes + 1, MAX_BODY_BUFFER),
     });
     const location = headerValue(res.headers.location);
     if (!REDIRECTS.has(res.statusCode) || !location) return { res, url, redirects };

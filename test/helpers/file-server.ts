@@ -33,6 +33,17 @@ export const routes = {
     res.writeHead(200, { 'content-type': 'audio/wav', 'content-length': String(first.length * 100) });
     res.write(first);
   },
+  /** The whole body, then the server closes the connection (HTTP/1.0 style, like python -m http.server). */
+  closing: (body: Buffer): Route => (_req, res) => {
+    res.writeHead(200, { 'content-type': 'audio/wav', 'content-length': String(body.length), connection: 'close' });
+    // In 64 KiB writes, one per turn of the event loop, as python's copyfileobj does.
+    let at = 0;
+    const next = () => {
+      if (at >= body.length) return void res.end();
+      res.write(body.subarray(at, (at += 65_536)), () => setImmediate(next));
+    };
+    next();
+  },
   /** Announces the whole body, sends half, then drops the connection. */
   cutShort: (body: Buffer): Route => (_req, res) => {
     res.writeHead(200, { 'content-type': 'audio/wav', 'content-length': String(body.length) });

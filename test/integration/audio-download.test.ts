@@ -30,6 +30,7 @@ beforeAll(async () => {
   server.route('/big-chunked', routes.chunked(noise(2 * 1024 * 1024)));
   server.route('/stall', routes.stall(body.subarray(0, 1000)));
   server.route('/cut', routes.cutShort(body));
+  server.route('/closing.wav', routes.closing(wav({ seconds: 30 })));
   server.route('/gone', routes.status(404));
   server.route('/busy', routes.status(503));
   server.route('/hop1', routes.redirect('/hop2', 301));
@@ -74,6 +75,15 @@ describe('downloadToFile', () => {
     expect(readFileSync(o.dest).equals(body)).toBe(true);
     expect(got).toMatchObject({ bytes: body.length, contentType: 'audio/wav', redirects: 0, finalUrl: o.url });
     expect(got.sha256).toBe(createHash('sha256').update(body).digest('hex'));
+  });
+
+  it('survives a server that closes the connection right after a large body', async () => {
+    // undici 7.30 asserts (uncatchably, crashing the process) when the socket ends while its
+    // parser is paused by backpressure (nodejs/undici#5360); the download must never pause it.
+    for (let i = 0; i < 10; i++) {
+      const got = await downloadToFile(options('/closing.wav'));
+      expect(got.bytes).toBe(wav({ seconds: 30 }).length);
+    }
   });
 
   it('refuses a body whose Content-Length is over the limit before reading it', async () => {
