@@ -5,7 +5,7 @@
 // Truncation is caught where the file says how long it should be: RIFF/WAVE and AIFF headers
 // declare their total size, and parsers that run out of bytes mid-structure fail. Frame-based
 // streams without a declared length (MP3, the frames after a FLAC header) can lose their tail
-// unnoticed; an AUDIO_PROCESSOR_CMD that decodes the file catches that (docs/audio.md).
+// unnoticed; an AUDIO_PROCESSOR_CMD that decodes the file can catch some of that (docs/audio.md).
 import { open } from 'node:fs/promises';
 import { parseFile, type IAudioMetadata } from 'music-metadata';
 
