@@ -182,11 +182,15 @@ describe('bad audio ends as a failed task with a clear error and a webhook', () 
     expect(existsSync(s.taskDir(task.task_id))).toBe(false);
   });
 
-  it('retries a download that times out or cannot connect, then dead-letters it; the worker keeps working', async () => {
+  it('retries a download that times out, then dead-letters it', async () => {
     const s = await stack({ downloadTimeoutMs: 300 }, 2);
     const stalled = await s.run('/stall.wav');
     expect(stalled.webhook).toMatchObject({ status: 'dead', attempts: 2 });
     expect(stalled.webhook.error).toMatch(/audio download timed out after 300 ms \(AUDIO_DOWNLOAD_TIMEOUT_MS\)/);
+  });
+
+  it('retries a source that cannot be reached, then dead-letters it; the same worker keeps working', async () => {
+    const s = await stack({}, 2);
     const port = await new Promise<number>((resolve) => {
       const srv = createServer().listen(0, '127.0.0.1', () => {
         const p = (srv.address() as { port: number }).port;
@@ -196,6 +200,7 @@ describe('bad audio ends as a failed task with a clear error and a webhook', () 
     const unreachable = await s.run(`http://127.0.0.1:${port}/a.wav`);
     expect(unreachable.webhook).toMatchObject({ status: 'dead', attempts: 2 });
     expect(unreachable.webhook.error).toMatch(/ECONNREFUSED/);
+    expect((await s.run('/noise.wav')).webhook.status).toBe('failed');
     // The same runner still completes good work.
     expect((await s.run('/seed.wav')).webhook.status).toBe('completed');
   });
