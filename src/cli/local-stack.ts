@@ -73,6 +73,8 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     LOG_PRETTY: raw.LOG_PRETTY ?? 'true',
     // Local receivers (http://localhost:...) are the usual webhook targets on a dev machine.
     WEBHOOK_ALLOW_PRIVATE: raw.WEBHOOK_ALLOW_PRIVATE ?? 'true',
+    // ... and local file servers the usual audio sources (README: the seed request).
+    AUDIO_ALLOW_PRIVATE: raw.AUDIO_ALLOW_PRIVATE ?? 'true',
     ...(externalRedis ? {} : { REDIS_HOST: redisHost, REDIS_PORT: String(redisPort) }),
     LOGIC_PORT: String(options.logicPort),
     // Dev credentials must not be reachable from the network.

@@ -1,6 +1,9 @@
 // One zod schema over every environment variable pushline reads (DESIGN §7). Parsed once at
 // start-up by each process's composition root and passed down; nothing reads process.env later.
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { parseCommandTemplate } from '../audio/external-command.ts';
 
 const int = (min: number, max: number) =>
   z
@@ -101,6 +104,26 @@ export const envSchema = z.object({
   WEBHOOK_BACKOFF_MS: int(0, 86_400_000).default(1000),
   WEBHOOK_BACKOFF_MAX_MS: int(0, 86_400_000).default(600_000),
   WEBHOOK_CONCURRENCY: int(1, 10_000).default(32),
+
+  // Audio tasks (docs/audio.md). Logic reads AUDIO_WORK_DIR too: it serves the output files.
+  AUDIO_WORK_DIR: z.string().trim().min(1).default(join(tmpdir(), 'pushline-audio')).transform((dir) => resolve(dir)),
+  AUDIO_MAX_BYTES: int(1, 10 * 1024 ** 3).default(100 * 1024 * 1024),
+  AUDIO_DOWNLOAD_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
+  AUDIO_MAX_REDIRECTS: int(0, 10).default(3),
+  /** Downloads from private/loopback addresses; separate from WEBHOOK_ALLOW_PRIVATE on purpose. */
+  AUDIO_ALLOW_PRIVATE: bool.default(false),
+  AUDIO_PROCESSOR_CMD: z
+    .string()
+    .superRefine((text, ctx) => {
+      try {
+        parseCommandTemplate(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })
+    .optional(),
+  AUDIO_PROCESSOR_TIMEOUT_MS: int(100, 86_400_000).default(600_000),
+  AUDIO_CONCURRENCY: int(1, 256).default(2),
 });
 
 export type Env = z.infer<typeof envSchema>;

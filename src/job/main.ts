@@ -9,6 +9,8 @@ import type { Logger } from '../util/log.ts';
 import { ProcessorRegistry, type Processor } from './processor.ts';
 import { echoProcessor } from './processors/echo.ts';
 import { createPushProcessor } from './processors/push.ts';
+import { createAudioProcessor } from './processors/audio.ts';
+import { audioSettingsFromEnv } from '../audio/options.ts';
 import { CometClients } from './comet-clients.ts';
 import { routingKeys } from '../routing/keys.ts';
 import { JobRunner } from './runner.ts';
@@ -58,7 +60,16 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
     log: notifyLog,
     metrics,
   });
-  const processors: Processor[] = [echoProcessor, push, ...extraProcessors];
+  // Audio downloads have their own SSRF switch: fetching from inside the network is riskier than posting to it.
+  const audioDispatcher = createGuardedAgent({ allowPrivate: env.AUDIO_ALLOW_PRIVATE, allowSetting: 'AUDIO_ALLOW_PRIVATE' });
+  const audio = audioSettingsFromEnv(env);
+  log.info(`audio tasks work in ${audio.workDir}${audio.command ? `, AUDIO_PROCESSOR_CMD: ${JSON.stringify(audio.command)}` : ''}`);
+  const processors: Processor[] = [
+    echoProcessor,
+    push,
+    createAudioProcessor({ ...audio, queueKey: keys.tasks.queue, dispatcher: audioDispatcher }),
+    ...extraProcessors,
+  ];
   const notifier = new TaskNotifier(push.deliver, notifyLog);
   const runner = new JobRunner({
     queue,
@@ -91,6 +102,7 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
       await runner.stop();
       await notifier.drain();
       await dispatcher.close().catch(() => {});
+      await audioDispatcher.close().catch(() => {});
       comets.close();
       await command.quit().catch(() => command.disconnect());
     },

@@ -11,6 +11,7 @@ import { ApiError, type FieldError } from './errors.ts';
 import { healthRoutes } from './routes/health.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { pushRoutes } from './routes/push.ts';
+import { fileRoutes } from './routes/files.ts';
 import { RoutingRegistry } from '../routing/registry.ts';
 import { routingKeys } from '../routing/keys.ts';
 import { createRegistry, type Registry } from '../metrics/registry.ts';
@@ -30,6 +31,8 @@ export interface LogicDeps {
   cometAliveMs?: number;
   /** Where /metrics collects; a fresh registry when not given. */
   metrics?: Registry;
+  /** AUDIO_WORK_DIR, shared with job: enables GET /tasks/:id/files/:name. */
+  audioWorkDir?: string;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -111,6 +114,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   await registerBasicAuth(app, deps.credentials);
   await app.register(healthRoutes, { queue: deps.queue, redis: deps.redis });
   await app.register(taskRoutes, { queue: deps.queue, defaultPriority: deps.defaultPriority, taskTypes: deps.taskTypes, keys: routingKeys(deps.queue.keys.prefix) });
+  if (deps.audioWorkDir) await app.register(fileRoutes, { queue: deps.queue, workDir: deps.audioWorkDir });
   await app.register(pushRoutes, {
     queue: deps.queue,
     registry: new RoutingRegistry(deps.redis, routingKeys(deps.queue.keys.prefix), 300),

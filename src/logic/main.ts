@@ -9,7 +9,7 @@ import type { Logger } from '../util/log.ts';
 import { buildLogicApp } from './app.ts';
 
 /** Task types logic accepts; each needs a processor in the job. */
-export const LOGIC_TASK_TYPES = ['echo', 'push'] as const;
+export const LOGIC_TASK_TYPES = ['echo', 'push', 'audio'] as const;
 
 export interface LogicHandle {
   app: FastifyInstance;
@@ -44,6 +44,7 @@ export async function startLogic(env: Env, log: Logger, listen: { host?: string;
     authSecret: env.AUTH_SECRET || env.PUSHLINE_DEV ? authSecret(env) : null,
     tokenTtlSeconds: env.TOKEN_TTL_SECONDS,
     cometAliveMs: env.COMET_DEAD_AFTER_MS,
+    audioWorkDir: env.AUDIO_WORK_DIR,
   });
   if (!env.AUTH_SECRET && !env.PUSHLINE_DEV) log.warn('AUTH_SECRET is not set: POST /logic/token answers 503 until it is');
   const url = await app.listen({ host: listen.host ?? env.LOGIC_HOST, port: listen.port ?? env.LOGIC_PORT });

@@ -56,6 +56,9 @@ export function generateBodySchema(types: readonly string[]) {
           ctx.addIssue({ code: 'custom', path: ['payload'], message: 'a push needs payload: a JSON object, delivered as the message' });
         }
       }
+      if (body.type === 'audio' && !body.audio) {
+        ctx.addIssue({ code: 'custom', path: ['audio'], message: 'audio (an http or https URL) is required for type audio' });
+      }
     });
 }
 

@@ -1,5 +1,5 @@
 // Server-side request forgery guard for every outbound request pushline makes on a user's
-// behalf (webhooks now, audio downloads later). Addresses are checked when the socket is
+// behalf (webhooks, audio downloads). Addresses are checked when the socket is
 // opened, after DNS resolution, so a name that resolves to a private address — or that
 // changes its answer between a check and the request (DNS rebinding) — is still refused.
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
@@ -47,9 +47,9 @@ export function checkTargetUrl(raw: string): TargetCheck {
   return { ok: true, url };
 }
 
-function refusal(host: string, address: string): ForbiddenTargetError {
+function refusal(host: string, address: string, setting: string): ForbiddenTargetError {
   return new ForbiddenTargetError(
-    `refusing to connect to private or loopback address ${address} (host ${host}); set WEBHOOK_ALLOW_PRIVATE=true to allow`,
+    `refusing to connect to private or loopback address ${address} (host ${host}); set ${setting}=true to allow`,
   );
 }
 
@@ -58,13 +58,13 @@ function refusal(host: string, address: string): ForbiddenTargetError {
  * every address, not just the one picked, leaves no room for a happy-eyeballs fallback to
  * land on a private one.
  */
-const guardedLookup: LookupFunction = (hostname, options, callback) => {
+const guardedLookup = (setting: string): LookupFunction => (hostname, options, callback) => {
   // dns.lookup also accepts a bare family number; net passes an object, other callers may not.
   const opts: LookupOptions = typeof options === 'number' ? { family: options } : (options ?? {});
   dnsLookup(hostname, { family: opts.family ?? 0, hints: opts.hints ?? 0, all: true }, (err, addresses) => {
     if (err) return callback(err, []);
     const bad = addresses.find((a) => isForbiddenAddress(a.address));
-    if (bad) return callback(refusal(hostname, bad.address), []);
+    if (bad) return callback(refusal(hostname, bad.address, setting), []);
     if (opts.all) return callback(null, addresses);
     const first: LookupAddress | undefined = addresses[0];
     if (!first) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
@@ -75,18 +75,21 @@ const guardedLookup: LookupFunction = (hostname, options, callback) => {
 export interface GuardOptions {
   allowPrivate: boolean;
   connectTimeoutMs?: number;
+  /** The setting a refusal tells the operator about (default WEBHOOK_ALLOW_PRIVATE). */
+  allowSetting?: string;
 }
 
 export function createGuardedAgent(options: GuardOptions): Agent {
   const timeout = options.connectTimeoutMs ?? 10_000;
   if (options.allowPrivate) return new Agent({ connect: { timeout } });
-  const base = buildConnector({ timeout, lookup: guardedLookup });
+  const setting = options.allowSetting ?? 'WEBHOOK_ALLOW_PRIVATE';
+  const base = buildConnector({ timeout, lookup: guardedLookup(setting) });
   // net.connect never calls lookup for an IP literal (test/integration/webhook-deliver.test.ts
   // pins this down), so literals are checked here; undici hands them over without brackets.
   const connect: buildConnector.connector = (opts, callback) => {
     const host = opts.hostname.replace(/^\[|\]$/g, '');
     if (isIP(host) && isForbiddenAddress(host)) {
-      callback(refusal(opts.hostname, host), null);
+      callback(refusal(opts.hostname, host, setting), null);
       return;
     }
     base(opts, callback);

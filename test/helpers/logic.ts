@@ -11,11 +11,11 @@ import { uniquePrefix } from './redis.ts';
 export const AUTH = { username: 'admin', password: 'password' };
 export const authHeader = `Basic ${Buffer.from(`${AUTH.username}:${AUTH.password}`).toString('base64')}`;
 
-export async function testLogic(port: number, opts: { bodyLimit?: number } = {}) {
+export async function testLogic(port: number, opts: { bodyLimit?: number; keyPrefix?: string; audioWorkDir?: string } = {}) {
   const redis = createRedis({ host: '127.0.0.1', port, db: 0, password: '' }, 'api', 'test-logic');
   redis.on('error', () => {});
   await redis.connect().catch(() => {});
-  const keys = queueKeys({ keyPrefix: uniquePrefix() });
+  const keys = queueKeys({ keyPrefix: opts.keyPrefix ?? uniquePrefix() });
   const queue = new TaskQueue(redis, keys, { retentionSeconds: 3600, idempotencyTtlSeconds: 600 });
   const app: FastifyInstance = await buildLogicApp({
     queue,
@@ -25,6 +25,7 @@ export async function testLogic(port: number, opts: { bodyLimit?: number } = {})
     bodyLimit: opts.bodyLimit ?? 64 * 1024,
     taskTypes: LOGIC_TASK_TYPES,
     log: silentLogger,
+    ...(opts.audioWorkDir ? { audioWorkDir: opts.audioWorkDir } : {}),
   });
   return {
     app,

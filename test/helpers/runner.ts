@@ -12,14 +12,17 @@ import { uniquePrefix } from './redis.ts';
 
 export const WEBHOOK_SECRET = 'test-secret';
 
-export async function testRunner(port: number, overrides: Partial<JobRunnerOptions> & { processors?: Processor[]; allowPrivate?: boolean } = {}) {
+export async function testRunner(
+  port: number,
+  overrides: Partial<JobRunnerOptions> & { processors?: Processor[]; allowPrivate?: boolean; keyPrefix?: string } = {},
+) {
   const target = { host: '127.0.0.1', port, db: 0, password: '' };
   const command = createRedis(target, 'command', 'test-job');
   await command.connect();
-  const keys = queueKeys({ keyPrefix: uniquePrefix() });
+  const keys = queueKeys({ keyPrefix: overrides.keyPrefix ?? uniquePrefix() });
   const queue = new TaskQueue(command, keys, { retentionSeconds: 3600, idempotencyTtlSeconds: 600 });
   const dispatcher: Agent = createGuardedAgent({ allowPrivate: overrides.allowPrivate ?? true });
-  const { processors, allowPrivate: _ignored, ...rest } = overrides;
+  const { processors, allowPrivate: _ignored, keyPrefix: _prefix, ...rest } = overrides;
   const runner = new JobRunner({
     queue,
     blockingConnection: (name) => createRedis(target, 'blocking', `test-${name}`),
