@@ -99,6 +99,10 @@ export async function deliverWebhook(options: DeliveryOptions): Promise<Delivery
       signal: AbortSignal.timeout(options.timeoutMs),
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
+      // undici 7 crashes the process when the server closes while the parser is paused by
+      // backpressure (nodejs/undici#5360; the fix is in undici 8, which needs Node 22). We read
+      // at most MAX_ANSWER_BYTES, so a buffer four times that never pauses it before we stop.
+      highWaterMark: MAX_ANSWER_BYTES * 4,
     });
     const status = res.statusCode;
     const snippet = await readSnippet(res.body);

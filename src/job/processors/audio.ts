@@ -172,6 +172,7 @@ export function createAudioProcessor(options: AudioProcessorOptions): Processor 
       let input = join(paths.dir, 'input');
       const downloaded = await download(ctx, url, input);
       ctx.log.info({ bytes: downloaded.bytes, redirects: downloaded.redirects }, `downloaded audio for task ${ctx.id}`);
+      ctx.progress(options.command ? 0.3 : 0.5, 'downloaded');
       const analysis = await analyse(input, downloaded.bytes);
       const result: AudioResult = {
         source: {
@@ -187,6 +188,7 @@ export function createAudioProcessor(options: AudioProcessorOptions): Processor 
       if (options.command) {
         const ext = toolExtension(analysis, url);
         if (ext) await rename(input, (input = `${input}.${ext}`));
+        ctx.progress(0.4, 'analysed; running AUDIO_PROCESSOR_CMD');
         await runTool(ctx, input, paths.files, result);
         keepFiles = (result.files?.length ?? 0) > 0;
         await rm(input, { force: true });
