@@ -2,6 +2,7 @@
 // the seed's names (grpc_calls_total, job_dispatch_*, active_comet_nodes, room_connection_count,
 // redis latency) and the queue, task, HTTP and WebSocket metrics.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { request } from 'undici';
 import { startPushStack, type PushStack } from '../helpers/stack.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -65,8 +66,19 @@ describe('metrics', () => {
     expect(value(job, 'pushline_task_processing_seconds_count', { type: 'echo', outcome: 'completed' })).toBe(1);
     expect(job).toContain('# TYPE pushline_webhooks_total counter');
 
+    const served = new Set<string>();
+    const names = (text: string) => {
+      // Declared families count too: a labelled counter has no series before its first event.
+      for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+        served.add(name!);
+        if (type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) served.add(name! + suffix);
+      }
+    };
+    names(logic);
+    names(job);
     for (const [i, c] of stack.comets.entries()) {
       const comet = await scrape(`http://127.0.0.1:${c.wsPort}/metrics`);
+      names(comet);
       expect(value(comet, 'pushline_ws_connections', { component: 'comet' })).toBe(1);
       expect(value(comet, 'grpc_calls_total', { name: 'BroadcastRoom', status: 'success' })).toBeGreaterThanOrEqual(1);
       expect(value(comet, 'pushline_ws_frames_sent_total')).toBeGreaterThanOrEqual(1);
@@ -74,6 +86,16 @@ describe('metrics', () => {
       expect(value(comet, 'pushline_ws_slow_consumer_closes_total')).toBe(0);
       viewers[i]!.ws.close();
     }
+
+    // The Grafana dashboard asks only for series the processes really serve.
+    const dashboard = JSON.parse(readFileSync(new URL('../../deploy/grafana/dashboards/pushline.json', import.meta.url), 'utf8')) as { panels: { targets: { expr: string }[] }[] };
+    const asked = dashboard.panels
+      .flatMap((p) => p.targets.map((t) => t.expr))
+      .map((e) => e.replace(/\bby \([^)]*\)/g, '').replace(/\{[^}]*\}/g, '{}'))
+      .flatMap((e) => e.match(/[a-z_][a-z0-9_]*(?=[{[)])/g) ?? []);
+    const metricNames = [...new Set(asked)].filter((n) => !['rate', 'increase', 'sum', 'max', 'histogram_quantile', 'by'].includes(n));
+    expect(metricNames.length).toBeGreaterThan(10);
+    expect(metricNames.filter((n) => !served.has(n))).toEqual([]);
   });
 
   it('a bad gRPC request is counted as failed on the comet; unknown paths on the job metrics port get 404', async () => {
