@@ -124,6 +124,17 @@ export const envSchema = z.object({
     .optional(),
   AUDIO_PROCESSOR_TIMEOUT_MS: int(100, 86_400_000).default(600_000),
   AUDIO_CONCURRENCY: int(1, 256).default(2),
+
+  // Queue backends (docs/backends.md): the Redis engine, BullMQ, or the old Kafka topic.
+  QUEUE_BACKEND: z.enum(['redis', 'bullmq', 'kafka'], { message: 'must be redis, bullmq or kafka' }).default('redis'),
+  KAFKA_BOOTSTRAP_SERVERS: z
+    .string()
+    .trim()
+    .regex(/^[^\s,]+:\d+(,[^\s,]+:\d+)*$/, { message: 'must be host:port[,host:port...]' })
+    .optional(),
+  KAFKA_TASK_TOPIC: z.string().trim().min(1).default('my-topic'),
+  KAFKA_GROUP_ID: z.string().trim().min(1).default('job-service-group'),
+  KAFKA_CLIENT_ID: z.string().trim().min(1).default('pushline'),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -14,6 +14,7 @@ import { audioSettingsFromEnv } from '../audio/options.ts';
 import { CometClients } from './comet-clients.ts';
 import { routingKeys } from '../routing/keys.ts';
 import { JobRunner } from './runner.ts';
+import { createBackend } from '../queue/backends/index.ts';
 import { TaskNotifier } from './task-status.ts';
 import { jobMetrics } from './metrics.ts';
 import { probeRedis, queueDepth } from '../metrics/common.ts';
@@ -71,6 +72,8 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
     ...extraProcessors,
   ];
   const notifier = new TaskNotifier(push.deliver, notifyLog);
+  // The Redis engine's consumers are JobRunner's own; another backend only feeds it tasks.
+  const backend = env.QUEUE_BACKEND === 'redis' ? undefined : createBackend(env, queue, () => createRedis(target, 'command', 'pushline-job-backend'), log);
   const runner = new JobRunner({
     queue,
     blockingConnection: (name) => createRedis(target, 'blocking', `pushline-job-${name}`),
@@ -91,6 +94,7 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
     log,
     notifier,
     metrics,
+    ...(backend ? { backend } : {}),
   });
   await runner.start();
   return {
@@ -100,6 +104,7 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
       stopProbe();
       metricsServer.server.close();
       await runner.stop();
+      await backend?.close();
       await notifier.drain();
       await dispatcher.close().catch(() => {});
       await audioDispatcher.close().catch(() => {});

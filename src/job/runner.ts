@@ -12,6 +12,7 @@ import { createTaskHandler, type RetryPolicy } from './task-handler.ts';
 import { createWebhookHandler } from './webhook-handler.ts';
 import { settledEvent, type TaskNotifier } from './task-status.ts';
 import type { JobMetrics } from './metrics.ts';
+import type { Consumption, QueueBackend } from '../queue/backend.ts';
 
 export interface JobRunnerOptions {
   queue: TaskQueue;
@@ -35,6 +36,8 @@ export interface JobRunnerOptions {
   /** Tells tasks' users/rooms about status changes (tasks submitted with user_id/room_id). */
   notifier?: TaskNotifier;
   metrics?: JobMetrics;
+  /** QUEUE_BACKEND other than redis: tasks come from it; webhooks and the reaper stay on Redis. */
+  backend?: QueueBackend;
   onSettled?: (stage: 'tasks' | 'results', task: ClaimedTask, verdict: Verdict, applied: boolean) => void;
 }
 
@@ -42,12 +45,16 @@ export class JobRunner {
   private readonly consumers: Consumer[] = [];
   private readonly blocking: Redis[] = [];
   private reaper: Reaper | null = null;
+  private external: Consumption | null = null;
 
   constructor(private readonly options: JobRunnerOptions) {}
 
   async start(): Promise<void> {
     const o = this.options;
-    for (let i = 0; i < o.consumers; i++) {
+    const external = o.backend && o.backend.name !== 'redis' ? o.backend : null;
+    if (external) await this.startExternal(external);
+    const engineConsumers = external ? 0 : o.consumers;
+    for (let i = 0; i < engineConsumers; i++) {
       const log = o.log.child({ consumer: i });
       // One handler per consumer, so every task log line says which consumer ran it.
       const taskHandler = createTaskHandler(o.registry, o.taskPolicy, log, { ...(o.notifier ? { notifier: o.notifier } : {}), ...(o.metrics ? { metrics: o.metrics } : {}) });
@@ -66,7 +73,7 @@ export class JobRunner {
     }
     o.log.info(
       { queue: o.queue.keys.tasks.queue, concurrency: o.concurrency, types: o.registry.types() },
-      `Started ${o.consumers} consumers on ${o.queue.keys.tasks.queue}`,
+      `Started ${engineConsumers} consumers on ${o.queue.keys.tasks.queue}`,
     );
 
     const webhookLog = o.log.child({ stage: 'webhooks' });
@@ -108,6 +115,22 @@ export class JobRunner {
     onSettled?.('tasks', task, verdict, applied);
   }
 
+  /** Tasks from BullMQ or Kafka, through the same handler (processors, logs, notifications, metrics). */
+  private async startExternal(backend: QueueBackend): Promise<void> {
+    const o = this.options;
+    const log = o.log.child({ consumer: backend.name });
+    const handler = createTaskHandler(o.registry, o.taskPolicy, log, { ...(o.notifier ? { notifier: o.notifier } : {}), ...(o.metrics ? { metrics: o.metrics } : {}) });
+    this.external = await backend.consume(
+      async (task, control) => {
+        const verdict = await handler(task, control);
+        this.taskSettled(task, verdict, true);
+        return verdict;
+      },
+      { concurrency: o.consumers * o.concurrency, maxAttempts: o.taskPolicy.maxAttempts, backoffMs: o.taskPolicy.baseMs, log },
+    );
+    log.info(`Consuming tasks from ${backend.name} (concurrency ${o.consumers * o.concurrency})`);
+  }
+
   private async startConsumer(name: string, options: Omit<ConsumerOptions, 'blocking'>): Promise<Consumer> {
     const blocking = this.options.blockingConnection(name);
     this.blocking.push(blocking);
@@ -125,7 +148,7 @@ export class JobRunner {
   async stop(): Promise<void> {
     const o = this.options;
     o.log.info({ inflight: this.inflight, timeoutMs: o.shutdownTimeoutMs }, 'stopping: no new tasks, finishing in-flight ones');
-    await Promise.all(this.consumers.map((c) => c.stop(o.shutdownTimeoutMs)));
+    await Promise.all([...this.consumers.map((c) => c.stop(o.shutdownTimeoutMs)), this.external?.stop(o.shutdownTimeoutMs)]);
     await this.reaper?.stop();
     for (const b of this.blocking) b.disconnect();
     o.log.info('job stopped');

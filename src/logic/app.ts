@@ -6,6 +6,7 @@ import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompi
 import type { Redis } from 'ioredis';
 import type { Logger } from '../util/log.ts';
 import type { TaskQueue } from '../queue/task-queue.ts';
+import { BackendUnsupportedError, type QueueBackend } from '../queue/backend.ts';
 import { registerBasicAuth } from './auth.ts';
 import { ApiError, type FieldError } from './errors.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -33,6 +34,8 @@ export interface LogicDeps {
   metrics?: Registry;
   /** AUDIO_WORK_DIR, shared with job: enables GET /tasks/:id/files/:name. */
   audioWorkDir?: string;
+  /** Where tasks are submitted (QUEUE_BACKEND); the Redis engine (`queue`) when not given. */
+  backend?: QueueBackend;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -84,6 +87,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
 
   app.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
     if (err instanceof ApiError) return reply.code(err.status).send(err.body());
+    if (err instanceof BackendUnsupportedError) return reply.code(501).send({ error: 'not_supported', message: err.message });
     if (hasZodFastifySchemaValidationErrors(err)) {
       const fields = fieldErrors(err.validation as never, err.validationContext ?? 'body');
       const message = fields.map((f) => (f.message.startsWith(f.field) ? f.message : `${f.field}: ${f.message}`)).join('; ');
@@ -113,10 +117,18 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   registerLogicMetrics(app, deps.metrics ?? createRegistry('logic'), deps.queue, deps.redis);
   await registerBasicAuth(app, deps.credentials);
   await app.register(healthRoutes, { queue: deps.queue, redis: deps.redis });
-  await app.register(taskRoutes, { queue: deps.queue, defaultPriority: deps.defaultPriority, taskTypes: deps.taskTypes, keys: routingKeys(deps.queue.keys.prefix) });
+  const submit = deps.backend ?? deps.queue;
+  await app.register(taskRoutes, {
+    queue: deps.queue,
+    submit,
+    backendName: deps.backend?.name ?? 'redis',
+    defaultPriority: deps.defaultPriority,
+    taskTypes: deps.taskTypes,
+    keys: routingKeys(deps.queue.keys.prefix),
+  });
   if (deps.audioWorkDir) await app.register(fileRoutes, { queue: deps.queue, workDir: deps.audioWorkDir });
   await app.register(pushRoutes, {
-    queue: deps.queue,
+    queue: submit,
     registry: new RoutingRegistry(deps.redis, routingKeys(deps.queue.keys.prefix), 300),
     keys: routingKeys(deps.queue.keys.prefix),
     defaultPriority: deps.defaultPriority,

@@ -10,6 +10,7 @@ export const API_ERRORS = {
   unsupported_media_type: 415,
   idempotency_key_reused: 422,
   internal: 500,
+  not_supported: 501,
   queue_unavailable: 503,
   service_unavailable: 503,
 } as const;

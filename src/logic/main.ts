@@ -6,6 +6,7 @@ import { createRedis, describeTarget, redisTarget } from '../redis/connect.ts';
 import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
 import { TaskQueue } from '../queue/task-queue.ts';
 import type { Logger } from '../util/log.ts';
+import { createBackend } from '../queue/backends/index.ts';
 import { buildLogicApp } from './app.ts';
 
 /** Task types logic accepts; each needs a processor in the job. */
@@ -33,8 +34,10 @@ export async function startLogic(env: Env, log: Logger, listen: { host?: string;
     keysFromEnv(env),
     queueOptionsFromEnv(env),
   );
+  const backend = env.QUEUE_BACKEND === 'redis' ? undefined : createBackend(env, queue, () => createRedis(target, 'command', 'pushline-logic-backend'), log);
   const app = await buildLogicApp({
     queue,
+    ...(backend ? { backend } : {}),
     redis,
     credentials,
     defaultPriority: env.DEFAULT_PRIORITY,
@@ -54,6 +57,7 @@ export async function startLogic(env: Env, log: Logger, listen: { host?: string;
     url,
     async stop() {
       await app.close();
+      await backend?.close();
       redis.disconnect();
     },
   };

@@ -155,6 +155,29 @@ export class TaskQueue {
     return Object.keys(hash).length === 0 ? null : hash;
   }
 
+  /**
+   * The final state of a task another backend (BullMQ, Kafka) ran: the whole hash, as settle.lua
+   * leaves it, in one transaction; with a hook_url it joins the results stage for its webhook.
+   */
+  async recordFinished(hash: TaskHash, attempt: number, outcome: 'completed' | 'failed' | 'dead', fields: Record<string, string>): Promise<void> {
+    const id = hash.id!;
+    const key = this.keys.task(id);
+    const now = Date.now();
+    const hooked = Boolean(hash.hook_url);
+    const final: TaskHash = { ...hash, ...fields, status: outcome, attempts: String(attempt), finished_at: String(now) };
+    if (hooked) Object.assign(final, { webhook_status: 'queued', webhook_attempts: '0' });
+    const multi = this.redis.multi().hset(key, final);
+    if (outcome === 'dead') multi.zadd(this.keys.tasks.dead, now, id);
+    if (hooked) {
+      multi.zadd(this.keys.results.queue, now * (6 - Number(hash.priority ?? 3)), id).zadd(this.keys.results.marker, 0, '0');
+    } else if (this.options.retentionSeconds > 0 && outcome !== 'dead') {
+      multi.expire(key, this.options.retentionSeconds);
+    }
+    const replies = await multi.exec();
+    const failed = replies?.find(([err]) => err);
+    if (failed) throw failed[0];
+  }
+
   /** Cancel a waiting task: `canceled` true when this call did it, else the status it has. */
   async cancel(id: string): Promise<{ canceled: boolean; status: TaskStatus } | null> {
     const reply = (await runScript(this.redis, 'cancel', [this.keys.tasks.queue, this.keys.tasks.delayed], [

@@ -7,12 +7,15 @@ import { signConnectionToken } from '../../auth/token.ts';
 import type { RoutingRegistry } from '../../routing/registry.ts';
 import type { RoutingKeys } from '../../routing/keys.ts';
 import type { TaskQueue } from '../../queue/task-queue.ts';
+import type { QueueBackend } from '../../queue/backend.ts';
+import { BackendUnsupportedError } from '../../queue/backend.ts';
 import type { PushPayload } from '../../job/processors/push.ts';
 import { ApiError } from '../errors.ts';
 import { identifier, prioritySchema } from '../schemas.ts';
 
 export interface PushRoutesOptions {
-  queue: TaskQueue;
+  /** Where push tasks go: the Redis engine or the configured QueueBackend. */
+  queue: Pick<TaskQueue | QueueBackend, 'enqueueOne'>;
   registry: RoutingRegistry;
   keys: RoutingKeys;
   defaultPriority: number;
@@ -57,6 +60,7 @@ export const pushRoutes: FastifyPluginAsyncZod<PushRoutesOptions> = async (app, 
       });
       return { task_id: result.id, status: 'queued', priority: prio };
     } catch (err) {
+      if (err instanceof BackendUnsupportedError) throw err;
       throw new ApiError('queue_unavailable', `could not write the message to Redis (${(err as Error).message}); it may not be queued`);
     }
   }

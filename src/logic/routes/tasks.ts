@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { taskView } from '../../queue/task-view.ts';
 import type { NewTask, TaskQueue } from '../../queue/task-queue.ts';
+import { BackendUnsupportedError, type BackendName, type QueueBackend } from '../../queue/backend.ts';
 import type { RoutingKeys } from '../../routing/keys.ts';
 import type { PushPayload } from '../../job/processors/push.ts';
 import { statusMessage, statusTarget } from '../../job/task-status.ts';
@@ -10,7 +11,11 @@ import { ApiError } from '../errors.ts';
 import { acceptedSchema, generateBodySchema, idempotencyHeadersSchema, taskParamsSchema, type GenerateBody } from '../schemas.ts';
 
 export interface TaskRoutesOptions {
+  /** The Redis engine: task hashes (GET), cancel. */
   queue: TaskQueue;
+  /** Where new tasks go (QUEUE_BACKEND). */
+  submit: Pick<TaskQueue | QueueBackend, 'enqueueOne'>;
+  backendName: BackendName;
   defaultPriority: number;
   taskTypes: readonly string[];
   keys: RoutingKeys;
@@ -71,7 +76,7 @@ function queuedNotification(taskId: string, task: NewTask, requestId: string): N
 }
 
 export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, options) => {
-  const { queue } = options;
+  const { queue, submit } = options;
   const bodySchema = generateBodySchema(options.taskTypes);
 
   app.post(
@@ -87,8 +92,9 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
       if (key) task.idempotency = { key, fingerprint: fingerprint(request.body) };
       let result;
       try {
-        result = await queue.enqueueOne(task);
+        result = await submit.enqueueOne(task);
       } catch (err) {
+        if (err instanceof BackendUnsupportedError) throw err;
         request.log.error({ err }, 'enqueue failed');
         throw new ApiError(
           'queue_unavailable',
@@ -109,7 +115,7 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
       const notification = queuedNotification(result.id, task, request.id);
       if (notification) {
         // The task is safely queued whatever happens here: a lost `queued` message is logged, not an error.
-        await queue.enqueueOne(notification).catch((err: unknown) => request.log.warn({ err, task: result.id }, 'queued notification not enqueued'));
+        await submit.enqueueOne(notification).catch((err: unknown) => request.log.warn({ err, task: result.id }, 'queued notification not enqueued'));
       }
       return reply.code(202).send({ task_id: result.id, status: 'queued', priority });
     },
@@ -117,12 +123,16 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
 
   app.get('/tasks/:id', { onRequest: app.basicAuth, schema: { params: taskParamsSchema } }, async (request) => {
     const hash = await queue.get(request.params.id);
-    if (!hash) throw new ApiError('not_found', `task ${request.params.id} does not exist (or has expired)`);
+    if (!hash) {
+      const later = options.backendName === 'redis' ? '' : ` (with QUEUE_BACKEND=${options.backendName} a task shows here once it has finished)`;
+      throw new ApiError('not_found', `task ${request.params.id} does not exist (or has expired)${later}`);
+    }
     return taskView(hash);
   });
 
   app.delete('/tasks/:id', { onRequest: app.basicAuth, schema: { params: taskParamsSchema } }, async (request) => {
     const { id } = request.params;
+    if (options.backendName !== 'redis') throw new BackendUnsupportedError(`canceling a task needs QUEUE_BACKEND=redis (this logic runs ${options.backendName})`);
     const outcome = await queue.cancel(id);
     if (outcome === null) throw new ApiError('not_found', `task ${id} does not exist (or has expired)`);
     if (!outcome.canceled) {

@@ -1,0 +1,91 @@
+// QueueBackend: what logic submits tasks to and what job consumes them from. The Redis engine
+// (this package's own queue) is the default; BullMQ and Kafka sit behind the same interface for
+// teams on their way over (docs/backends.md). Whatever the backend, a task's final state lands
+// in its Redis hash (`task:{id}`, so GET /tasks/:id answers) and its webhook goes through the
+// Redis results stage, with the same retries and signature.
+import type { Redis } from 'ioredis';
+import type { Logger } from '../util/log.ts';
+import type { Handler, Verdict } from './consumer.ts';
+import type { EnqueueResult, NewTask, TaskQueue } from './task-queue.ts';
+import type { TaskHash } from './task.ts';
+
+export const BACKEND_NAMES = ['redis', 'bullmq', 'kafka'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+export interface ConsumeOptions {
+  /** Tasks run at once by this consumer. */
+  concurrency: number;
+  /** Attempts before a failing task is dead-lettered (the handler's verdicts decide; backends that retry themselves are told). */
+  maxAttempts: number;
+  backoffMs: number;
+  log: Logger;
+}
+
+export interface Consumption {
+  /** Stop taking tasks, wait up to `timeoutMs` for running ones, hand the rest back. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+export interface QueueBackend {
+  readonly name: BackendName;
+  /** False for Kafka: a topic is consumed in order, priorities are ignored (said at start-up). */
+  readonly supportsPriority: boolean;
+  /** Idempotency-Key, cancel and the per-priority view are the Redis engine's alone. */
+  readonly supportsIdempotency: boolean;
+  enqueueOne(task: NewTask): Promise<EnqueueResult>;
+  consume(handler: Handler, options: ConsumeOptions): Promise<Consumption>;
+  close(): Promise<void>;
+}
+
+/** An operation the configured backend cannot do; logic answers 501 with this message. */
+export class BackendUnsupportedError extends Error {
+  override readonly name = 'BackendUnsupportedError';
+}
+
+/** The hash a task would have in the Redis engine, as carried by the other backends' messages. */
+export function taskHashOf(id: string, task: NewTask, createdAtMs: number, seq?: number): TaskHash {
+  const hash: TaskHash = {
+    id,
+    type: task.type,
+    priority: String(task.priority),
+    status: 'queued',
+    attempts: '0',
+    created_at: String(createdAtMs),
+    ...task.fields,
+  };
+  if (task.payload !== undefined) hash.payload = task.payload;
+  if (task.hookUrl) hash.hook_url = task.hookUrl;
+  if (task.maxAttempts !== undefined) hash.max_attempts = String(task.maxAttempts);
+  if (seq !== undefined) hash.seq = String(seq);
+  return hash;
+}
+
+/**
+ * Ids for tasks of the other backends: the Redis engine's counter and format, so ids never clash
+ * and GET /tasks/:id takes them; a room message's seq from its counter, like enqueue.lua does.
+ */
+export async function allocateIds(redis: Redis, counterKey: string, sequenceKey?: string): Promise<{ id: string; seq?: number; nowMs: number }> {
+  const multi = redis.multi().incr(counterKey).time();
+  if (sequenceKey) multi.incr(sequenceKey);
+  const replies = (await multi.exec())!.map(([err, v]) => {
+    if (err) throw err;
+    return v;
+  });
+  const [sec, micro] = replies[1] as [string, string];
+  return {
+    id: String(replies[0]).padStart(12, '0'),
+    nowMs: Number(sec) * 1000 + Math.floor(Number(micro) / 1000),
+    ...(sequenceKey ? { seq: Number(replies[2]) } : {}),
+  };
+}
+
+/**
+ * A final verdict reached outside the Redis engine: written to the task hash (retention as the
+ * engine does) and, with a hook_url, handed to the results stage for its webhook.
+ * Returns false for a verdict that is not final (retry, release).
+ */
+export async function recordFinal(queue: TaskQueue, hash: TaskHash, attempt: number, verdict: Verdict): Promise<boolean> {
+  if (verdict.outcome !== 'completed' && verdict.outcome !== 'failed' && verdict.outcome !== 'dead') return false;
+  await queue.recordFinished(hash, attempt, verdict.outcome, verdict.fields ?? {});
+  return true;
+}
