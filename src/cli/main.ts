@@ -91,6 +91,37 @@ program
     await serve('comet', { COMET_WS_PORT: opts.wsPort, COMET_GRPC_PORT: opts.grpcPort }, (e, log) => startComet(e, log));
   });
 
+program
+  .command('migrate')
+  .description('move work from the old pipeline into Redis')
+  .command('kafka-to-redis')
+  .description('drain what is left in the old Kafka topic into the Redis queue (offsets committed after the Redis write; safe to re-run)')
+  .option('--topic <topic>', 'the old topic (env KAFKA_TASK_TOPIC, default my-topic)')
+  .option('--group <group>', 'consumer group whose offsets say what is left (env KAFKA_GROUP_ID, default job-service-group)')
+  .option('--bootstrap <servers>', 'host:port[,host:port] (env KAFKA_BOOTSTRAP_SERVERS)')
+  .option('--concurrency <n>', 'records written to Redis at once', intOption('--concurrency', 1, 1000), 64)
+  .option('--idle-ms <ms>', 'finish once no record came for this long', intOption('--idle-ms', 100, 600_000), 5000)
+  .option('--dry-run', 'decode and count, write and commit nothing')
+  .action(async (opts: { topic?: string; group?: string; bootstrap?: string; concurrency: number; idleMs: number; dryRun?: boolean }) => {
+    const { migrateKafkaToRedis } = await import('./migrate.ts');
+    const e = env();
+    try {
+      await migrateKafkaToRedis(e, {
+        topic: opts.topic ?? e.KAFKA_TASK_TOPIC,
+        group: opts.group ?? e.KAFKA_GROUP_ID,
+        ...(opts.bootstrap ? { bootstrap: opts.bootstrap } : {}),
+        concurrency: opts.concurrency,
+        idleMs: opts.idleMs,
+        dryRun: Boolean(opts.dryRun),
+      });
+    } catch (err) {
+      if (err instanceof Error && err.name === 'ConfigError') exitOnConfigError(err);
+      // A drain error, an unreachable broker or Redis: one line, exit 1; re-running is safe.
+      process.stderr.write(`pushline: kafka-to-redis: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+  });
+
 const queueCommand = program.command('queue').description('inspect and manage the task queue');
 
 async function withQueue<T>(fn: (queue: TaskQueue, target: string) => Promise<T>): Promise<T> {
