@@ -73,7 +73,7 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
   ];
   const notifier = new TaskNotifier(push.deliver, notifyLog);
   // The Redis engine's consumers are JobRunner's own; another backend only feeds it tasks.
-  const backend = env.QUEUE_BACKEND === 'redis' ? undefined : createBackend(env, queue, () => createRedis(target, 'command', 'pushline-job-backend'), log);
+  const backend = env.QUEUE_BACKEND === 'redis' ? undefined : await createBackend(env, queue, () => createRedis(target, 'command', 'pushline-job-backend'), log);
   const runner = new JobRunner({
     queue,
     blockingConnection: (name) => createRedis(target, 'blocking', `pushline-job-${name}`),

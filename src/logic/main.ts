@@ -34,7 +34,7 @@ export async function startLogic(env: Env, log: Logger, listen: { host?: string;
     keysFromEnv(env),
     queueOptionsFromEnv(env),
   );
-  const backend = env.QUEUE_BACKEND === 'redis' ? undefined : createBackend(env, queue, () => createRedis(target, 'command', 'pushline-logic-backend'), log);
+  const backend = env.QUEUE_BACKEND === 'redis' ? undefined : await createBackend(env, queue, () => createRedis(target, 'command', 'pushline-logic-backend'), log);
   const app = await buildLogicApp({
     queue,
     ...(backend ? { backend } : {}),

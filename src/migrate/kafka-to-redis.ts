@@ -5,9 +5,8 @@
 // Records nobody can read are kept (raw, base64) in the list `migrate:kafka:rejected` before
 // their offset is committed, so the drain finishes and they stay inspectable.
 import type { Redis } from 'ioredis';
-import { decodeTask, DecodeError, TASK_HEADER } from '../queue/backends/kafka-codec.ts';
+import { decodeTask, DecodeError, headerText, TASK_HEADER } from '../queue/backends/kafka-codec.ts';
 import { processRecords, type CommittableRecord } from '../queue/backends/kafka-stream.ts';
-import { headerText } from '../queue/backends/kafka.ts';
 import type { NewTask, TaskQueue } from '../queue/task-queue.ts';
 
 export interface DrainRecord extends CommittableRecord {

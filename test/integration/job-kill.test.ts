@@ -83,4 +83,4 @@ it('loses no task when job processes are SIGKILLed repeatedly under load', async
   expect(await shared.client.zcard(keys.tasks.processing)).toBe(0);
   expect(await shared.client.zcard(keys.tasks.delayed)).toBe(0);
   expect(await shared.client.zcard(keys.tasks.dead)).toBe(0);
-});
+}, 180_000); // ten kill-and-restart rounds: each restart loads the job afresh

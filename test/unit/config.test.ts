@@ -30,6 +30,19 @@ describe('parseEnv', () => {
     expect(parsed.errors.find((e) => e.startsWith('WEBHOOK_ALLOW_PRIVATE'))).toContain('true or false');
   });
 
+  it('checks the queue backend settings and names what kafka needs', async () => {
+    const bad = parseEnv({ QUEUE_BACKEND: 'rabbitmq', KAFKA_BOOTSTRAP_SERVERS: 'kafka 9092' });
+    expect(bad.ok).toBe(false);
+    if (bad.ok) return;
+    expect(bad.errors.find((e) => e.startsWith('QUEUE_BACKEND'))).toContain('must be redis, bullmq or kafka');
+    expect(bad.errors.find((e) => e.startsWith('KAFKA_BOOTSTRAP_SERVERS'))).toContain('host:port');
+    const kafka = parseEnv({ QUEUE_BACKEND: 'kafka' });
+    if (!kafka.ok) throw new Error('unexpected');
+    expect(kafka.env).toMatchObject({ KAFKA_TASK_TOPIC: 'my-topic', KAFKA_GROUP_ID: 'job-service-group' });
+    const { kafkaSettings } = await import('../../src/queue/backends/index.ts');
+    expect(() => kafkaSettings(kafka.env)).toThrow(/KAFKA_BOOTSTRAP_SERVERS is required/);
+  });
+
   it('requires API credentials and a webhook secret outside dev mode', () => {
     const prod = parseEnv({});
     const dev = parseEnv({ PUSHLINE_DEV: 'true' });

@@ -22,6 +22,13 @@ function PushMsg(): protobuf.Type {
   return (pushMsgType ??= protobuf.loadSync(PUSH_PROTO).lookupType('ChatRoom.Push.PushMsg'));
 }
 
+/** Header value of a consumed record as text (the client hands over Buffers). */
+export function headerText(headers: Map<unknown, unknown> | undefined, name: string): string | undefined {
+  if (!headers) return undefined;
+  for (const [k, v] of headers) if (String(k) === name) return Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+  return undefined;
+}
+
 export const PUSH_TYPES = { PUSH: 0, ROOM: 1, BROADCAST: 2 } as const;
 
 export interface PushMsgFields {

@@ -11,7 +11,7 @@ import { allocateIds, BackendUnsupportedError, recordFinal, taskHashOf, type Bac
 import type { Handler, Verdict } from '../consumer.ts';
 import type { EnqueueResult, NewTask, TaskQueue } from '../task-queue.ts';
 import type { TaskHash } from '../task.ts';
-import { decodeTask, DecodeError, encodeTask, TASK_HEADER } from './kafka-codec.ts';
+import { decodeTask, DecodeError, encodeTask, headerText, TASK_HEADER } from './kafka-codec.ts';
 import { processRecords } from './kafka-stream.ts';
 
 export interface KafkaSettings {
@@ -19,13 +19,6 @@ export interface KafkaSettings {
   topic: string;
   groupId: string;
   clientId: string;
-}
-
-/** Header value of a consumed record as text (the client hands over Buffers). */
-export function headerText(headers: Map<unknown, unknown> | undefined, name: string): string | undefined {
-  if (!headers) return undefined;
-  for (const [k, v] of headers) if (String(k) === name) return Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
-  return undefined;
 }
 
 export class KafkaBackend implements QueueBackend {
