@@ -108,6 +108,8 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     'pushline local stack',
     `  API        ${base}   (user ${credentials.username}, password ${credentials.password})`,
     `  health     ${base}/health`,
+    `  API docs   ${base}/docs`,
+    `  metrics    ${base}/metrics   (each comet: its ws port /metrics; job: JOB_METRICS_PORT, 9464)`,
     `  redis      redis-cli -h ${redisHost} -p ${redisPort}${redis ? '   (AOF on)' : ''}`,
     ...comets.map((c) => `  ${c.name.padEnd(10)} ws://localhost:${c.ws}   gRPC localhost:${c.grpc}`),
     `  token      curl -u ${credentials.username}:${credentials.password} -H 'Content-Type: application/json' -d '{"userId":"user_123","roomId":"video_123"}' ${base}/logic/token`,

@@ -17,6 +17,7 @@ import { RoutingRegistry } from '../routing/registry.ts';
 import { routingKeys } from '../routing/keys.ts';
 import { createRegistry, type Registry } from '../metrics/registry.ts';
 import { registerLogicMetrics } from './metrics.ts';
+import { registerApiDocs } from './api-docs.ts';
 
 export interface LogicDeps {
   queue: TaskQueue;
@@ -114,6 +115,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
     reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
   });
 
+  await registerApiDocs(app);
   registerLogicMetrics(app, deps.metrics ?? createRegistry('logic'), deps.queue, deps.redis);
   await registerBasicAuth(app, deps.credentials);
   await app.register(healthRoutes, { queue: deps.queue, redis: deps.redis });

@@ -12,7 +12,7 @@ export interface HealthRoutesOptions {
 export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, { queue, redis }) => {
   let version: string | null = null;
 
-  app.get('/health', async (_request, reply) => {
+  app.get('/health', { schema: { security: [], description: 'Redis status and queue depths per state and priority; 503 when Redis is down. No auth.' } }, async (_request, reply) => {
     try {
       const started = performance.now();
       await redis.ping();
