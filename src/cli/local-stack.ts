@@ -108,6 +108,8 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     'pushline local stack',
     `  API        ${base}   (user ${credentials.username}, password ${credentials.password})`,
     `  health     ${base}/health`,
+    `  demo       ${base}/   (pick a name and a room; open it in two tabs)`,
+    `  dashboard  ${base}/dashboard   (user ${credentials.username}, password ${credentials.password})`,
     `  API docs   ${base}/docs`,
     `  metrics    ${base}/metrics   (each comet: its ws port /metrics; job: JOB_METRICS_PORT, 9464)`,
     `  redis      redis-cli -h ${redisHost} -p ${redisPort}${redis ? '   (AOF on)' : ''}`,

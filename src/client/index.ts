@@ -78,10 +78,10 @@ export class PushlineClient {
     this.setState('closed');
   }
 
-  /** Send a room message (the comet attaches this connection's identity); resolves with its id. */
-  send(content: string): Promise<string> {
+  /** Send a room message (the comet attaches this connection's identity), optionally with a priority 1..5; resolves with its id. */
+  send(content: string, priority?: number): Promise<string> {
     if (!this.socket || this.socket.readyState !== OPEN) return Promise.reject(new Error('not connected'));
-    this.socket.send(JSON.stringify({ type: 'clientMessages', payload: { content } }));
+    this.socket.send(JSON.stringify({ type: 'clientMessages', payload: priority === undefined ? { content } : { content, priority } }));
     return new Promise((resolve) => this.pendingAcks.push(resolve));
   }
 

@@ -68,11 +68,11 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
       const [[, list]] = (await redis.multi().lrange(key, 0, -1).del(key).exec()) as [[unknown, string[]]];
       return [...list].reverse();
     },
-    async upstream(conn, content) {
-      const message = { roomId: conn.roomId, userId: conn.userId, ...(conn.userName ? { userName: conn.userName } : {}), messages: [{ content }], ts: Date.now() };
+    async upstream(conn, content, priority) {
+      const message = { roomId: conn.roomId, userId: conn.userId, ...(conn.userName ? { userName: conn.userName } : {}), messages: [{ content }], ...(priority ? { priority } : {}), ts: Date.now() };
       const result = await queue.enqueueOne({
         type: 'push',
-        priority: env.DEFAULT_PRIORITY,
+        priority: priority ?? env.DEFAULT_PRIORITY,
         payload: JSON.stringify({ mode: 'room', roomId: conn.roomId, message }),
         fields: { room_id: conn.roomId, user_id: conn.userId, source: 'websocket' },
         sequenceKey: keys.roomSeq(conn.roomId),

@@ -22,7 +22,7 @@ export interface CometServices {
   /** Takes (and clears) what waited in user:offline for this user, oldest first. */
   takeOffline(userId: string): Promise<string[]>;
   /** Enqueues a client's message as a room message under the connection's identity. */
-  upstream(conn: { userId: string; roomId: string; userName?: string }, content: string): Promise<{ id: string }>;
+  upstream(conn: { userId: string; roomId: string; userName?: string }, content: string, priority?: number): Promise<{ id: string }>;
 }
 
 const MAX_CONTENT = 4000;
@@ -142,9 +142,13 @@ export function createWsServer(options: WsServerOptions): WsServer {
         if (typeof content !== 'string' || content.length === 0 || content.length > MAX_CONTENT) {
           return reject(errorFrame('invalid_frame', `clientMessages payload.content must be a string of 1 to ${MAX_CONTENT} characters`));
         }
+        const priority = payloadOf(frame).priority;
+        if (priority !== undefined && !(Number.isInteger(priority) && (priority as number) >= 1 && (priority as number) <= 5)) {
+          return reject(errorFrame('invalid_frame', 'clientMessages payload.priority must be a whole number from 1 to 5'));
+        }
         if (!bucket.take()) return void ws.send(errorFrame('rate_limited', `at most ${options.upstreamRate.perSec} messages per second`));
         // Identity and room come from the token, never from the frame.
-        options.services.upstream({ userId: conn.userId, roomId: conn.roomId, ...(claims.userName ? { userName: claims.userName } : {}) }, content).then(
+        options.services.upstream({ userId: conn.userId, roomId: conn.roomId, ...(claims.userName ? { userName: claims.userName } : {}) }, content, priority as number | undefined).then(
           ({ id }) => ws.send(JSON.stringify({ type: 'ack', payload: { id } })),
           () => ws.send(errorFrame('unavailable', 'message not accepted (queue unavailable); send it again')),
         );

@@ -16,6 +16,7 @@ import { routingKeys } from '../routing/keys.ts';
 import { JobRunner } from './runner.ts';
 import { createBackend } from '../queue/backends/index.ts';
 import { TaskNotifier } from './task-status.ts';
+import { startWorkerHeartbeat } from './worker-registry.ts';
 import { jobMetrics } from './metrics.ts';
 import { probeRedis, queueDepth } from '../metrics/common.ts';
 import { createRegistry, serveMetrics, type Registry } from '../metrics/registry.ts';
@@ -97,6 +98,12 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
     ...(backend ? { backend } : {}),
   });
   await runner.start();
+  const stopHeartbeat = startWorkerHeartbeat(
+    command,
+    keys,
+    { consumers: env.JOB_CONSUMERS, concurrency: env.JOB_CONCURRENCY, backend: env.QUEUE_BACKEND, types: processors.map((p) => p.type) },
+    () => runner.inflight,
+  );
   return {
     runner,
     metricsPort: metricsServer.port,
@@ -104,6 +111,7 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
       stopProbe();
       metricsServer.server.close();
       await runner.stop();
+      await stopHeartbeat();
       await backend?.close();
       await notifier.drain();
       await dispatcher.close().catch(() => {});

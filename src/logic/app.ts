@@ -18,6 +18,7 @@ import { routingKeys } from '../routing/keys.ts';
 import { createRegistry, type Registry } from '../metrics/registry.ts';
 import { registerLogicMetrics } from './metrics.ts';
 import { registerApiDocs } from './api-docs.ts';
+import { webRoutes } from './web/routes.ts';
 
 export interface LogicDeps {
   queue: TaskQueue;
@@ -37,6 +38,8 @@ export interface LogicDeps {
   audioWorkDir?: string;
   /** Where tasks are submitted (QUEUE_BACKEND); the Redis engine (`queue`) when not given. */
   backend?: QueueBackend;
+  /** PUSHLINE_DEV: the demo page may get tokens without API credentials. */
+  devMode?: boolean;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -129,9 +132,18 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
     keys: routingKeys(deps.queue.keys.prefix),
   });
   if (deps.audioWorkDir) await app.register(fileRoutes, { queue: deps.queue, workDir: deps.audioWorkDir });
+  const registry = new RoutingRegistry(deps.redis, routingKeys(deps.queue.keys.prefix), 300);
+  await app.register(webRoutes, {
+    queue: deps.queue,
+    registry,
+    keys: routingKeys(deps.queue.keys.prefix),
+    devMode: deps.devMode ?? false,
+    authSecret: deps.authSecret ?? null,
+    cometAliveMs: deps.cometAliveMs ?? 15_000,
+  });
   await app.register(pushRoutes, {
     queue: submit,
-    registry: new RoutingRegistry(deps.redis, routingKeys(deps.queue.keys.prefix), 300),
+    registry,
     keys: routingKeys(deps.queue.keys.prefix),
     defaultPriority: deps.defaultPriority,
     authSecret: deps.authSecret ?? null,

@@ -136,6 +136,21 @@ export class Stage {
     return reply === 1;
   }
 
+  /** Drop a dead-lettered task for good (its hash too); false when it is not dead here. */
+  async discardDead(id: string): Promise<boolean> {
+    if ((await this.redis.zrem(this.spec.keys.dead, id)) !== 1) return false;
+    await this.redis.del(this.taskPrefix + id);
+    return true;
+  }
+
+  /** The newest dead-lettered ids with when they died (ms), newest first. */
+  async deadList(count: number): Promise<{ id: string; diedAtMs: number }[]> {
+    const flat = await this.redis.zrevrange(this.spec.keys.dead, 0, count - 1, 'WITHSCORES');
+    const out: { id: string; diedAtMs: number }[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i]!, diedAtMs: Number(flat[i + 1]) });
+    return out;
+  }
+
   async depths(): Promise<StageDepths> {
     const { queue, processing, delayed, dead } = this.spec.keys;
     const [q, p, d, x] = (await this.redis

@@ -95,6 +95,13 @@ export class RoutingRegistry {
       .sort((a, b) => a.connections - b.connections);
   }
 
+  /** Last heartbeat (ms) of each comet, null for one not in comet:nodes. */
+  async cometHeartbeats(ids: string[]): Promise<(number | null)[]> {
+    if (ids.length === 0) return [];
+    const scores = await this.redis.zmscore(this.keys.cometNodes, ...ids);
+    return scores.map((s) => (s === null ? null : Number(s)));
+  }
+
   /** Comets whose last heartbeat is older than `staleMs`. */
   async staleComets(staleMs: number, nowMs = Date.now()): Promise<string[]> {
     return cometsByHeartbeat(this.redis, this.keys, 'stale', staleMs, nowMs);

@@ -29,6 +29,8 @@ export interface PushStack {
   comets: CometHandle[];
   job: JobHandle;
   app: FastifyInstance;
+  /** http://127.0.0.1:port of logic when started with `listen`. */
+  logicUrl: string;
   /** Env of this stack (same Redis, same prefix) plus `extra`. */
   envFor(extra: Record<string, string>): Env;
   connect(comet: CometHandle, userId: string, roomId: string): Promise<WsClient>;
@@ -38,7 +40,16 @@ export interface PushStack {
   close(): Promise<void>;
 }
 
-export async function startPushStack(cometCount = 2): Promise<PushStack> {
+export interface StackOptions {
+  /** Env for every process on top of the test defaults. */
+  env?: Record<string, string>;
+  /** Logic in dev mode (the demo page's token helper). */
+  devMode?: boolean;
+  /** Also listen on a loopback port (for browsers); `logicUrl` says where. */
+  listen?: boolean;
+}
+
+export async function startPushStack(cometCount = 2, options: StackOptions = {}): Promise<PushStack> {
   const redis = await startTestRedis();
   const prefix = uniquePrefix();
   const envFor = (extra: Record<string, string>): Env => {
@@ -46,7 +57,7 @@ export async function startPushStack(cometCount = 2): Promise<PushStack> {
       REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: prefix,
       AUTH_SECRET: STACK_SECRET, WEBHOOK_SECRET: 'x', COMET_HOST: '127.0.0.1', COMET_WS_PORT: '0', COMET_BATCH_MS: '2',
       COMET_HEARTBEAT_MS: '200', COMET_DEAD_AFTER_MS: '3000', PUSH_RPC_TIMEOUT_MS: '500', LOG_LEVEL: 'silent',
-      JOB_METRICS_HOST: '127.0.0.1', JOB_METRICS_PORT: '0', ...extra,
+      JOB_METRICS_HOST: '127.0.0.1', JOB_METRICS_PORT: '0', ...options.env, ...extra,
     });
     if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
     return parsed.env;
@@ -63,8 +74,9 @@ export async function startPushStack(cometCount = 2): Promise<PushStack> {
   const queue = new TaskQueue(apiRedis, keysFromEnv(env), queueOptionsFromEnv(env));
   const app = await buildLogicApp({
     queue, redis: apiRedis, credentials: AUTH, defaultPriority: 3, bodyLimit: 65536, taskTypes: LOGIC_TASK_TYPES,
-    log: silentLogger, authSecret: STACK_SECRET, cometAliveMs: 3000,
+    log: silentLogger, authSecret: STACK_SECRET, cometAliveMs: 3000, devMode: options.devMode ?? false,
   });
+  const logicUrl = options.listen ? await app.listen({ host: '127.0.0.1', port: 0 }) : '';
   return {
     redis,
     client: redis.client(),
@@ -72,6 +84,7 @@ export async function startPushStack(cometCount = 2): Promise<PushStack> {
     comets,
     job,
     app,
+    logicUrl,
     envFor,
     connect: (comet, userId, roomId) => connectClient(comet.wsPort, STACK_SECRET, userId, roomId),
     post: (url, payload) => app.inject({ method: 'POST', url, headers: { authorization: authHeader }, payload: payload as object }),

@@ -201,6 +201,18 @@ describe('identity, recovery, offline and upstream', () => {
     listener.ws.close();
   });
 
+  it('clientMessages may carry a priority 1..5, which the room message and its task keep; anything else is refused', async () => {
+    const speaker = await connect(comets[0]!, 'prio_speaker', 'room_prio');
+    speaker.ws.send(JSON.stringify({ type: 'clientMessages', payload: { content: 'urgent', priority: 5 } }));
+    const ack = await waitFor(() => frameOfType(speaker, 'ack'), 'ack');
+    await waitFor(() => received(speaker).length === 1, 'echoed to the room');
+    expect(received(speaker)[0]).toMatchObject({ id: ack.payload.id, priority: 5, messages: [{ content: 'urgent' }] });
+    expect((await stack.finished(String(ack.payload.id))).priority).toBe('5');
+    for (const bad of [0, 6, 2.5, '5']) speaker.ws.send(JSON.stringify({ type: 'clientMessages', payload: { content: 'x', priority: bad } }));
+    await waitFor(() => speaker.frames.filter((f) => (f as { payload?: { message?: string } }).payload?.message?.includes('priority must be a whole number from 1 to 5')).length === 4, 'four refusals');
+    speaker.ws.close();
+  });
+
   it('a connection never gets the same message id twice, even when job delivers again', async () => {
     const c = await connect(comets[0]!, 'dup_user', 'room_dup');
     const rpc = await import('../../src/job/comet-clients.ts');
