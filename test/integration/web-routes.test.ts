@@ -1,4 +1,4 @@
-// The demo and dashboard routes without a browser: what they refuse and why.
+// The demo, dashboard and API-docs routes without a browser: what they serve, what they refuse and why.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authHeader, testLogic } from '../helpers/logic.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
@@ -44,5 +44,34 @@ describe('web routes', () => {
     expect(retry.json().message).toContain('not in the dead-letter set');
     const bad = await logic.app.inject({ method: 'DELETE', url: '/dashboard/api/dead/not-an-id', headers: { authorization: authHeader } });
     expect(bad.statusCode).toBe(400);
+  });
+});
+
+describe('API docs', () => {
+  it('/docs/json lists every route with the body schema the route validates, and basic auth', async () => {
+    const res = await logic.app.inject({ method: 'GET', url: '/docs/json' });
+    expect(res.statusCode).toBe(200);
+    const doc = res.json() as {
+      openapi: string;
+      paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown>; required?: string[] } }> }; security?: unknown[] }>>;
+      components: { securitySchemes: Record<string, { scheme: string }> };
+    };
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/health', '/generate', '/tasks/{id}', '/logic/send', '/logic/push', '/logic/broadcast', '/logic/token']));
+    expect(Object.keys(doc.paths)).not.toContain('/metrics');
+    const generate = doc.paths['/generate']!.post!.requestBody!.content['application/json']!.schema;
+    expect(generate.properties.priority).toEqual({ type: 'integer', minimum: 1, maximum: 5 });
+    expect(Object.keys(generate.properties)).toEqual(expect.arrayContaining(['type', 'audio', 'hook_url', 'payload', 'user_id', 'room_id']));
+    const send = doc.paths['/logic/send']!.post!.requestBody!.content['application/json']!.schema;
+    expect(send.required).toEqual(expect.arrayContaining(['roomId', 'userId', 'messages']));
+    expect(doc.components.securitySchemes.basicAuth!.scheme).toBe('basic');
+    expect(doc.paths['/health']!.get!.security).toEqual([]);
+  });
+
+  it('/docs serves the page without credentials', async () => {
+    const res = await logic.app.inject({ method: 'GET', url: '/docs' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toContain('text/html');
+    expect(res.body).toContain('swagger');
   });
 });
