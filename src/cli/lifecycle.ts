@@ -1,6 +1,7 @@
 // Runs a started process until SIGTERM/SIGINT, then stops it in order within a bounded time.
 // A second signal, or a stop that overruns, exits at once: an operator must never wait forever.
 import type { Logger } from '../util/log.ts';
+import { claimEarlySignals } from './early-signals.ts';
 
 export function stopOnSignals(stop: () => Promise<void>, log: Logger, hardLimitMs: number): void {
   let stopping = false;
@@ -26,4 +27,7 @@ export function stopOnSignals(stop: () => Promise<void>, log: Logger, hardLimitM
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // A signal that came while loading is acted on now.
+  const early = claimEarlySignals();
+  if (early) onSignal(early);
 }

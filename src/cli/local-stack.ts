@@ -2,6 +2,7 @@
 // its own redis-server (AOF on, data in .pushline/redis, port 6379 or a free one), then logic
 // and job as child processes with dev settings, prints where everything is, and on Ctrl-C
 // stops the children first (so in-flight tasks are handed back) and Redis last.
+import { claimEarlySignals } from './early-signals.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,6 +140,7 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
   };
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
+  if (claimEarlySignals()) void shutdown(0);
   for (const c of children) {
     c.exited.then((code) => {
       if (!shuttingDown) {

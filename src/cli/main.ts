@@ -58,8 +58,11 @@ async function serve(
 ): Promise<void> {
   const e = env(overrides);
   const log = logger(e, name);
-  const handle = await start(e, log).catch(exitOnConfigError);
-  stopOnSignals(() => handle.stop(), log, hardLimitMs(e));
+  const started = start(e, log);
+  // Listening from the first moment: a SIGTERM during start-up (an orchestrator changing its
+  // mind) waits for the start to finish, then stops as cleanly as any other time.
+  stopOnSignals(async () => (await started).stop(), log, hardLimitMs(e));
+  await started.catch(exitOnConfigError);
 }
 
 program

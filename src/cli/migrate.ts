@@ -3,6 +3,7 @@
 import { Consumer } from '@platformatic/kafka';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../config/load.ts';
+import { claimEarlySignals } from './early-signals.ts';
 import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
 import type { Env } from '../config/schema.ts';
 import { drainRecords, rejectedKey, type DrainCounts, type DrainRecord } from '../migrate/kafka-to-redis.ts';
@@ -58,10 +59,14 @@ export async function migrateKafkaToRedis(env: Env, o: MigrateOptions): Promise<
         out.write(`  ${describe(c)}${total !== null ? ` of ${total}` : ''}\n`);
       }
     };
-    // The topic has no end: the drain is done once nothing new has come for idleMs.
+    // The topic has no end: the drain is done once nothing new has come for idleMs, or when
+    // asked to stop (what is written by then is committed; a re-run carries on from there).
     const idle = setInterval(() => {
       if (Date.now() - lastRecordAt > o.idleMs) void stream.close();
     }, 250);
+    const onSignal = () => void stream.close();
+    process.on('SIGTERM', onSignal).on('SIGINT', onSignal);
+    if (claimEarlySignals()) onSignal();
     let counts: DrainCounts;
     try {
       counts = await drainRecords(stream as AsyncIterable<DrainRecord>, {
@@ -74,6 +79,7 @@ export async function migrateKafkaToRedis(env: Env, o: MigrateOptions): Promise<
       });
     } finally {
       clearInterval(idle);
+      process.off('SIGTERM', onSignal).off('SIGINT', onSignal);
       bar?.stop();
     }
     out.write(`done: ${describe(counts)}${counts.rejected ? ` (kept in ${rejectedKey(queue)})` : ''}\n`);
