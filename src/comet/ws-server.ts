@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { answerMetrics, type Registry } from '../metrics/registry.ts';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { verifyConnectionToken } from '../auth/token.ts';
 import type { RoutingRegistry } from '../routing/registry.ts';
 import type { Logger } from '../util/log.ts';
@@ -58,6 +58,17 @@ function refuse(socket: Duplex, status: 400 | 401, message: string): void {
   );
 }
 
+const CONN = Symbol('pushline.conn');
+
+interface SocketState {
+  conn: Conn;
+  badFrames: number;
+  bucket: TokenBucket | null;
+  userName?: string;
+}
+
+const payloadOf = (frame: unknown) => ((frame as { payload?: unknown }).payload ?? {}) as Record<string, unknown>;
+
 export function createWsServer(options: WsServerOptions): WsServer {
   const { hub, registry, log } = options;
   const maxBadFrames = options.maxBadFrames ?? 5;
@@ -96,66 +107,82 @@ export function createWsServer(options: WsServerOptions): WsServer {
     }, () => refuse(socket, 401, 'token could not be checked'));
   });
 
+  // One set of handlers for every socket (`this` is the socket), per-connection state on the
+  // Conn: a closure set per socket would cost memory on every idle connection.
+  const connOf = (ws: WebSocket) => (ws as WebSocket & { [CONN]?: SocketState })[CONN]!;
+  function onPong(this: WebSocket) {
+    unanswered.delete(this);
+  }
+  function onClose(this: WebSocket) {
+    const { conn } = connOf(this);
+    hub.remove(conn);
+    registry.disconnect([conn.id]).catch((err) => log.warn({ err: String(err), conn: conn.id }, 'could not remove routing'));
+  }
+  function onError(this: WebSocket, err: Error) {
+    log.debug({ err: String(err), conn: connOf(this).conn.id }, 'socket error');
+  }
+  function onMessage(this: WebSocket, data: RawData, isBinary: boolean) {
+    const ws = this;
+    const state = connOf(ws);
+    const { conn } = state;
+    const reject = (frame: string) => {
+      ws.send(frame);
+      if (++state.badFrames >= maxBadFrames) ws.close(CLOSE.protocolError, `too many malformed frames (${state.badFrames})`);
+    };
+    if (isBinary) return reject(errorFrame('binary_not_supported', 'frames are JSON text'));
+    let frame: unknown;
+    try {
+      frame = JSON.parse(data.toString());
+    } catch {
+      return reject(errorFrame('invalid_json', 'frame is not valid JSON'));
+    }
+    const type = frame && typeof frame === 'object' ? (frame as { type?: unknown }).type : undefined;
+    if (typeof type !== 'string') return reject(errorFrame('invalid_frame', 'frame must be a JSON object with a string "type"'));
+    if (type === 'heartbeat') {
+      unanswered.delete(ws);
+      registry.touch({ connId: conn.id, userId: conn.userId }).catch((err) => log.warn({ err: String(err) }, 'heartbeat not recorded'));
+      ws.send('{"type":"heartbeat"}');
+      return;
+    }
+    if (type === 'history') {
+      const since = Number(payloadOf(frame).sinceSeq ?? 0);
+      if (!Number.isInteger(since) || since < 0) return reject(errorFrame('invalid_frame', 'history payload.sinceSeq must be a whole number ≥ 0'));
+      options.services.history(conn.roomId, since).then(
+        (messages) => hub.sendTo(conn, `{"type":"history","payload":{"roomId":${JSON.stringify(conn.roomId)},"sinceSeq":${since},"messages":[${messages.join(',')}]}}`),
+        () => ws.send(errorFrame('unavailable', 'history is unavailable right now; ask again')),
+      );
+      return;
+    }
+    if (type === 'clientMessages') {
+      const content = payloadOf(frame).content;
+      if (typeof content !== 'string' || content.length === 0 || content.length > MAX_CONTENT) {
+        return reject(errorFrame('invalid_frame', `clientMessages payload.content must be a string of 1 to ${MAX_CONTENT} characters`));
+      }
+      const priority = payloadOf(frame).priority;
+      if (priority !== undefined && !(Number.isInteger(priority) && (priority as number) >= 1 && (priority as number) <= 5)) {
+        return reject(errorFrame('invalid_frame', 'clientMessages payload.priority must be a whole number from 1 to 5'));
+      }
+      // Made on the first upstream message: most connections only listen.
+      state.bucket ??= new TokenBucket(options.upstreamRate.perSec, options.upstreamRate.burst);
+      if (!state.bucket.take()) return void ws.send(errorFrame('rate_limited', `at most ${options.upstreamRate.perSec} messages per second`));
+      // Identity and room come from the token, never from the frame.
+      options.services.upstream({ userId: conn.userId, roomId: conn.roomId, ...(state.userName ? { userName: state.userName } : {}) }, content, priority as number | undefined).then(
+        ({ id }) => ws.send(JSON.stringify({ type: 'ack', payload: { id } })),
+        () => ws.send(errorFrame('unavailable', 'message not accepted (queue unavailable); send it again')),
+      );
+      return;
+    }
+    reject(errorFrame('unknown_type', `unknown frame type "${type}" (known: heartbeat, history, clientMessages)`));
+  }
+
   async function accept(ws: WebSocket, claims: { userId: string; roomId: string; userName?: string }): Promise<void> {
     const conn: Conn = { id: `c${randomBytes(9).toString('base64url')}`, userId: claims.userId, roomId: claims.roomId, ws };
+    (ws as WebSocket & { [CONN]?: SocketState })[CONN] = { conn, badFrames: 0, bucket: null, ...(claims.userName ? { userName: claims.userName } : {}) };
     hub.add(conn);
-    let badFrames = 0;
-    const bucket = new TokenBucket(options.upstreamRate.perSec, options.upstreamRate.burst);
-    const payloadOf = (frame: unknown) => ((frame as { payload?: unknown }).payload ?? {}) as Record<string, unknown>;
-    ws.on('pong', () => unanswered.delete(ws));
-    ws.on('close', () => {
-      hub.remove(conn);
-      registry.disconnect([conn.id]).catch((err) => log.warn({ err: String(err), conn: conn.id }, 'could not remove routing'));
-    });
-    ws.on('error', (err) => log.debug({ err: String(err), conn: conn.id }, 'socket error'));
-    ws.on('message', (data, isBinary) => {
-      const reject = (frame: string) => {
-        ws.send(frame);
-        if (++badFrames >= maxBadFrames) ws.close(CLOSE.protocolError, `too many malformed frames (${badFrames})`);
-      };
-      if (isBinary) return reject(errorFrame('binary_not_supported', 'frames are JSON text'));
-      let frame: unknown;
-      try {
-        frame = JSON.parse(data.toString());
-      } catch {
-        return reject(errorFrame('invalid_json', 'frame is not valid JSON'));
-      }
-      const type = frame && typeof frame === 'object' ? (frame as { type?: unknown }).type : undefined;
-      if (typeof type !== 'string') return reject(errorFrame('invalid_frame', 'frame must be a JSON object with a string "type"'));
-      if (type === 'heartbeat') {
-        unanswered.delete(ws);
-        registry.touch({ connId: conn.id, userId: conn.userId }).catch((err) => log.warn({ err: String(err) }, 'heartbeat not recorded'));
-        ws.send('{"type":"heartbeat"}');
-        return;
-      }
-      if (type === 'history') {
-        const since = Number(payloadOf(frame).sinceSeq ?? 0);
-        if (!Number.isInteger(since) || since < 0) return reject(errorFrame('invalid_frame', 'history payload.sinceSeq must be a whole number ≥ 0'));
-        options.services.history(conn.roomId, since).then(
-          (messages) => hub.sendTo(conn, `{"type":"history","payload":{"roomId":${JSON.stringify(conn.roomId)},"sinceSeq":${since},"messages":[${messages.join(',')}]}}`),
-          () => ws.send(errorFrame('unavailable', 'history is unavailable right now; ask again')),
-        );
-        return;
-      }
-      if (type === 'clientMessages') {
-        const content = payloadOf(frame).content;
-        if (typeof content !== 'string' || content.length === 0 || content.length > MAX_CONTENT) {
-          return reject(errorFrame('invalid_frame', `clientMessages payload.content must be a string of 1 to ${MAX_CONTENT} characters`));
-        }
-        const priority = payloadOf(frame).priority;
-        if (priority !== undefined && !(Number.isInteger(priority) && (priority as number) >= 1 && (priority as number) <= 5)) {
-          return reject(errorFrame('invalid_frame', 'clientMessages payload.priority must be a whole number from 1 to 5'));
-        }
-        if (!bucket.take()) return void ws.send(errorFrame('rate_limited', `at most ${options.upstreamRate.perSec} messages per second`));
-        // Identity and room come from the token, never from the frame.
-        options.services.upstream({ userId: conn.userId, roomId: conn.roomId, ...(claims.userName ? { userName: claims.userName } : {}) }, content, priority as number | undefined).then(
-          ({ id }) => ws.send(JSON.stringify({ type: 'ack', payload: { id } })),
-          () => ws.send(errorFrame('unavailable', 'message not accepted (queue unavailable); send it again')),
-        );
-        return;
-      }
-      reject(errorFrame('unknown_type', `unknown frame type "${type}" (known: heartbeat, history, clientMessages)`));
-    });
+    ws.on('pong', onPong);
+    ws.on('close', onClose);
+    ws.on('error', onError);
+    ws.on('message', onMessage);
     try {
       await registry.connect({ connId: conn.id, cometId: options.cometId, userId: conn.userId, roomId: conn.roomId });
     } catch (err) {
