@@ -4,7 +4,7 @@
 // under the engine's id, so processors, logs and GET /tasks/:id see the same task either way.
 // BullMQ retries with its own backoff; the final verdict is written to the task hash and the
 // webhook goes through the Redis results stage.
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { allocateIds, recordFinal, taskHashOf, type BackendName, type ConsumeOptions, type Consumption, type QueueBackend } from '../backend.ts';
 import type { Handler } from '../consumer.ts';
@@ -58,7 +58,7 @@ export class BullmqBackend implements QueueBackend {
     const running = new Set<AbortController>();
     const worker = new Worker<JobData>(
       this.options.queueName,
-      async (job: Job<JobData>, _token, signal) => {
+      async (job: Job<JobData>, token, signal) => {
         const attempt = job.attemptsMade + 1;
         const hash: TaskHash = { ...job.data.hash, status: 'processing', attempts: String(attempt), started_at: String(Date.now()) };
         const controller = new AbortController();
@@ -66,6 +66,11 @@ export class BullmqBackend implements QueueBackend {
         running.add(controller);
         const verdict = await handler({ id: hash.id!, token: String(attempt), attempt, hash }, { signal: controller.signal }).finally(() => running.delete(controller));
         // Retries are BullMQ's: a plain error lets it try again with its backoff.
+        if (verdict.outcome === 'release' && token) {
+          // Handed back at shutdown: back in line without spending an attempt, as the engine does.
+          await job.moveToWait(token);
+          throw new WaitingError();
+        }
         if (verdict.outcome === 'retry' || verdict.outcome === 'release') {
           const error = verdict.fields?.error ?? 'retry';
           if (attempt < (job.opts.attempts ?? 1)) throw new Error(error);
