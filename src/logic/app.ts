@@ -121,7 +121,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   await registerApiDocs(app);
   registerLogicMetrics(app, deps.metrics ?? createRegistry('logic'), deps.queue, deps.redis);
   await registerBasicAuth(app, deps.credentials);
-  await app.register(healthRoutes, { queue: deps.queue, redis: deps.redis });
+  await app.register(healthRoutes, { queue: deps.queue, redis: deps.redis, backend: deps.backend?.name ?? 'redis' });
   const submit = deps.backend ?? deps.queue;
   await app.register(taskRoutes, {
     queue: deps.queue,

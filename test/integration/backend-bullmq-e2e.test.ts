@@ -88,6 +88,11 @@ describe('QUEUE_BACKEND=bullmq', () => {
     expect(await hashOf(failed)).toMatchObject({ status: 'failed', error: expect.stringContaining('permanent') });
   });
 
+  it('/health says which backend carries the tasks', async () => {
+    const health = await app.inject({ method: 'GET', url: '/health' });
+    expect(health.json()).toMatchObject({ status: 'ok', backend: 'bullmq' });
+  });
+
   it('answers 501 for what only the Redis engine does, and 404 with a hint for an unfinished task', async () => {
     const idem = await post({ type: 'echo', payload: {} }, { 'idempotency-key': 'k1' });
     expect(idem.statusCode).toBe(501);

@@ -7,9 +7,11 @@ import type { TaskQueue } from '../../queue/task-queue.ts';
 export interface HealthRoutesOptions {
   queue: TaskQueue;
   redis: Redis;
+  /** QUEUE_BACKEND: with bullmq or kafka the depths below are the Redis engine's (webhooks, dead letters), not where new tasks wait. */
+  backend: string;
 }
 
-export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, { queue, redis }) => {
+export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, { queue, redis, backend }) => {
   let version: string | null = null;
 
   app.get('/health', { schema: { security: [], description: 'Redis status and queue depths per state and priority; 503 when Redis is down. No auth.' } }, async (_request, reply) => {
@@ -24,6 +26,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
       const stats = await queue.stats();
       return {
         status: 'ok',
+        backend,
         redis: { status: 'up', version, ping_ms: pingMs },
         queues: {
           [queue.keys.tasks.queue]: stats.tasks,
