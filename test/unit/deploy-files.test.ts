@@ -29,6 +29,8 @@ describe('docker-compose.yml', () => {
     expect(services.redis!.command).toEqual(expect.arrayContaining(['--appendonly', 'yes']));
     expect(services.redis!.volumes).toContain('redis-data:/data');
     expect(services.redis!.healthcheck!.test).toEqual(['CMD', 'redis-cli', 'ping']);
+    // Published on loopback only, like Prometheus and Grafana: none of them asks for a password.
+    for (const name of ['redis', 'prometheus', 'grafana']) expect(services[name]!.ports!.every((p) => p.startsWith('127.0.0.1:')), name).toBe(true);
   });
 
   it('runs logic, job and two comets from the image, each healthy-checked and started after a healthy Redis', () => {
