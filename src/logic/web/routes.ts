@@ -12,7 +12,7 @@ import type { RoutingRegistry } from '../../routing/registry.ts';
 import type { RoutingKeys } from '../../routing/keys.ts';
 import { workerInfoKey } from '../../job/worker-registry.ts';
 import { ApiError } from '../errors.ts';
-import { identifier, taskParamsSchema } from '../schemas.ts';
+import { displayName, identifier, taskParamsSchema } from '../schemas.ts';
 
 export interface WebRoutesOptions {
   queue: TaskQueue;
@@ -33,7 +33,7 @@ async function clientModule(): Promise<string> {
   return (await transform(source, { loader: 'ts', format: 'esm', target: 'es2020' })).code;
 }
 
-const demoToken = z.strictObject({ userId: identifier('userId'), roomId: identifier('roomId'), userName: z.string().max(64).optional() });
+const demoToken = z.strictObject({ userId: identifier('userId'), roomId: identifier('roomId'), userName: displayName('userName').optional() });
 const roomQuery = z.object({ roomId: identifier('roomId') });
 
 export const webRoutes: FastifyPluginAsyncZod<WebRoutesOptions> = async (app, options) => {
