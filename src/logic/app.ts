@@ -195,6 +195,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
     devMode: deps.devMode ?? false,
     authSecret: deps.authSecret ?? null,
     cometAliveMs: deps.cometAliveMs ?? 15_000,
+    backendName: deps.backend?.name ?? 'redis',
   });
   await app.register(pushRoutes, {
     queue: submit,
