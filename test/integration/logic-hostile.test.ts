@@ -101,7 +101,8 @@ function raw(text: string): Promise<Answer> {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
     socket.on('data', (c) => chunks.push(c));
-    socket.on('error', reject);
+    // The server destroys the socket after answering (as Node does): a reset after the answer is expected.
+    socket.on('error', () => {});
     socket.on('close', () => {
       const all = Buffer.concat(chunks).toString('utf8');
       const [head, ...rest] = all.split('\r\n\r\n');
@@ -141,7 +142,7 @@ describe('every error body comes from the catalogue', () => {
       await request(`${base}/generate`, { method: 'POST', json: { type: 'echo', payload: 1 }, headers: { 'idempotency-key': 'walk' } });
       return request(`${base}/generate`, { method: 'POST', json: { type: 'echo', payload: 2 }, headers: { 'idempotency-key': 'walk' } });
     },
-    headers_too_large: () => raw(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`),
+    headers_too_large: () => raw(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`),
     internal: async () => {
       // A task key of the wrong Redis type: the read fails in a way no route expects.
       await redis.client().set(queue.keys.task('000000000042'), 'not a hash');
