@@ -3,6 +3,7 @@
 // backend can also mint them with any JWT library. Identity and room come from the token
 // only: a client cannot choose another user or room.
 import { jwtVerify, SignJWT, errors } from 'jose';
+import { displayNameProblem, identifierProblem } from '../routing/ids.ts';
 
 export interface ConnectionClaims {
   userId: string;
@@ -54,6 +55,11 @@ export async function verifyConnectionToken(token: string, secret: string, now =
     if (typeof userId !== 'string' || !userId || typeof roomId !== 'string' || !roomId) {
       return { ok: false, reason: 'token lacks a user or room' };
     }
+    // Claims obey the same id rule as every other entry point: a token minted elsewhere (any
+    // JWT library has the secret's holder's trust, not their input checking) is refused when
+    // they do not.
+    const problem = identifierProblem(userId, 'token sub (userId)') ?? identifierProblem(roomId, 'token room (roomId)') ?? (payload.name === undefined ? null : displayNameProblem(payload.name, 'token name (userName)'));
+    if (problem) return { ok: false, reason: problem };
     const userName = typeof payload.name === 'string' ? payload.name : undefined;
     return { ok: true, claims: { userId, roomId, ...(userName ? { userName } : {}) }, expiresAt: new Date((payload.exp ?? 0) * 1000) };
   } catch (err) {

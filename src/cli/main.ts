@@ -167,8 +167,17 @@ queueCommand
   .description('move a dead-lettered task back into the queue with a fresh attempt budget')
   .argument('<id>', 'task id')
   .action(async (id: string) => {
+    const { reviveDeadTask, BackendUnsupportedError } = await import('../queue/backend.ts');
     await withQueue(async (queue) => {
-      const ok = await queue.tasks.revive(id);
+      let ok: boolean;
+      try {
+        ok = await reviveDeadTask(queue, env().QUEUE_BACKEND, id);
+      } catch (err) {
+        if (!(err instanceof BackendUnsupportedError)) throw err;
+        process.stderr.write(`pushline: ${err.message}\n`);
+        process.exitCode = 2;
+        return;
+      }
       process.stdout.write(ok ? `task ${id} queued again\n` : `task ${id} is not in the dead set\n`);
       if (!ok) process.exitCode = 1;
     });

@@ -15,6 +15,7 @@ import { Hub } from './hub.ts';
 import { createWsServer, type CometServices } from './ws-server.ts';
 import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
 import { TaskQueue } from '../queue/task-queue.ts';
+import { createBackend } from '../queue/backends/index.ts';
 
 export interface CometHandle {
   cometId: string;
@@ -50,6 +51,10 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
   if (stale > 0) log.info({ stale }, `removed ${stale} connections left by a previous run of ${cometId}`);
 
   const queue = new TaskQueue(redis, keysFromEnv(env), queueOptionsFromEnv(env));
+  // Clients' upstream messages go where the job consumes (QUEUE_BACKEND); the Redis engine is the
+  // queue itself, the others load only when chosen.
+  const backend = env.QUEUE_BACKEND === 'redis' ? null : await createBackend(env, queue, () => createRedis(target, 'command', 'pushline-comet-backend'), log);
+  const submit = backend ?? queue;
   const services: CometServices = {
     async history(roomId, sinceSeq) {
       const entries = await redis.xrevrange(keys.roomHistory(roomId), '+', '-', 'COUNT', env.ROOM_HISTORY_MAX || 1);
@@ -70,7 +75,7 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
     },
     async upstream(conn, content, priority) {
       const message = { roomId: conn.roomId, userId: conn.userId, ...(conn.userName ? { userName: conn.userName } : {}), messages: [{ content }], ...(priority ? { priority } : {}), ts: Date.now() };
-      const result = await queue.enqueueOne({
+      const result = await submit.enqueueOne({
         type: 'push',
         priority: priority ?? env.DEFAULT_PRIORITY,
         payload: JSON.stringify({ mode: 'room', roomId: conn.roomId, message }),
@@ -128,6 +133,7 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
       await new Promise<void>((resolve) => ws.server.close(() => resolve()));
       // Removes its routing, its comet:nodes entry and comet:info.
       await registry.purgeComet(cometId).catch(() => {});
+      await backend?.close().catch(() => {});
       redis.disconnect();
       log.info(`comet ${cometId} stopped`);
     },

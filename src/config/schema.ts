@@ -58,6 +58,10 @@ export const envSchema = z.object({
   API_USERNAME: z.string().optional(),
   API_PASSWORD: z.string().optional(),
   BODY_LIMIT_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
+  /** A request's headers and body must arrive within this, or logic answers 408 (slow-body clients hold sockets). */
+  HTTP_REQUEST_TIMEOUT_MS: int(1000, 300_000).default(30_000),
+  /** JSON bodies nested deeper than this are refused with 400 before parsing. */
+  JSON_MAX_DEPTH: int(2, 1000).default(64),
   IDEMPOTENCY_TTL_SECONDS: int(1, 30 * 86400).default(86400),
 
   JOB_CONSUMERS: int(1, 256).default(4),

@@ -1,14 +1,17 @@
 // buildLogicApp(deps) returns the fastify instance without listening, so tests drive it with
 // inject() and main.ts decides where it listens (fastify's build-vs-start split).
 import { randomBytes } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { maxHeaderSize } from 'node:http';
+import type { Duplex } from 'node:stream';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../util/log.ts';
 import type { TaskQueue } from '../queue/task-queue.ts';
 import { BackendUnsupportedError, type QueueBackend } from '../queue/backend.ts';
 import { registerBasicAuth } from './auth.ts';
-import { ApiError, type FieldError } from './errors.ts';
+import { ApiError, codeForStatus, rawErrorResponse, type ApiErrorCode, type FieldError } from './errors.ts';
+import { exceedsJsonDepth } from './json-depth.ts';
 import { healthRoutes } from './routes/health.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { pushRoutes } from './routes/push.ts';
@@ -40,7 +43,15 @@ export interface LogicDeps {
   backend?: QueueBackend;
   /** PUSHLINE_DEV: the demo page may get tokens without API credentials. */
   devMode?: boolean;
+  /** HTTP_REQUEST_TIMEOUT_MS: a request's headers and body must arrive within this (408 otherwise). */
+  requestTimeoutMs?: number;
+  /** JSON_MAX_DEPTH: JSON bodies nested deeper are refused before parsing (400 json_too_deep). */
+  jsonMaxDepth?: number;
 }
+
+/** Defaults for callers that build the app without config (tests); the env defaults live in src/config/schema.ts. */
+const FALLBACK_REQUEST_TIMEOUT_MS = 30_000;
+const FALLBACK_JSON_MAX_DEPTH = 64;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -70,11 +81,47 @@ function fieldErrors(validation: { instancePath: string; message?: string; keywo
   });
 }
 
+/**
+ * Node's HTTP parser and its timers fail some requests before fastify sees them (a body or
+ * headers that never finish, headers over --max-http-header-size, a malformed request line):
+ * the answer is written straight to the socket, with a body from the catalogue.
+ */
+function clientErrorHandler(requestTimeoutMs: number) {
+  return function onClientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Duplex): void {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const [code, message]: [ApiErrorCode, string] =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? ['request_timeout', `the request's headers and body did not arrive within ${requestTimeoutMs} ms (HTTP_REQUEST_TIMEOUT_MS)`]
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? ['headers_too_large', `the request line and headers are larger than ${maxHeaderSize} bytes`]
+          : err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
+            ? ['payload_too_large', 'chunk extensions are too large']
+            : ['bad_request', `malformed HTTP request (${err.code ?? err.message})`];
+    this.log.debug({ err: String(err), code }, 'client error');
+    // As Node itself does: answer only when no response has started on this socket.
+    const current = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && !current?.headersSent) socket.write(rawErrorResponse(code, message));
+    socket.destroy();
+  };
+}
+
 export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   const nextRequestId = requestIds();
+  const requestTimeoutMs = deps.requestTimeoutMs ?? FALLBACK_REQUEST_TIMEOUT_MS;
+  const jsonMaxDepth = deps.jsonMaxDepth ?? FALLBACK_JSON_MAX_DEPTH;
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     bodyLimit: deps.bodyLimit,
+    // Slow bodies and headers: Node answers 408 through clientError. Its timers are checked every
+    // connectionsCheckingInterval (30 s by default), so that follows the timeout down.
+    requestTimeout: requestTimeoutMs,
+    http: { headersTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(5_000, Math.max(50, Math.floor(requestTimeoutMs / 4))) },
+    clientErrorHandler: clientErrorHandler(requestTimeoutMs),
+    // Errors fastify's router raises before any route: bodies from the catalogue too.
+    frameworkErrors: (err: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
+      if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return reply.code(414).send(new ApiError('uri_too_long', 'a path segment of the URL is too long').body());
+      return reply.code(400).send(new ApiError('bad_request', `the URL cannot be decoded: ${err.message}`).body());
+    },
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : nextRequestId();
@@ -82,6 +129,16 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   });
   // The API speaks JSON only: other bodies get a clear 415 instead of a confusing 400.
   app.removeContentTypeParser('text/plain');
+  // fastify's own JSON parser (prototype-poisoning checks included), after a depth check: a body
+  // nested thousands of levels deep would overflow the stack of whatever walks it later.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (exceedsJsonDepth(body as string, jsonMaxDepth)) {
+      return done(new ApiError('json_too_deep', `the body nests objects and arrays more than ${jsonMaxDepth} levels deep (JSON_MAX_DEPTH)`), undefined);
+    }
+    return parseJson(request, body as string, done);
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -90,32 +147,30 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
-    if (err instanceof ApiError) return reply.code(err.status).send(err.body());
-    if (err instanceof BackendUnsupportedError) return reply.code(501).send({ error: 'not_supported', message: err.message });
+    const send = (e: ApiError) => reply.code(e.status).send(e.body());
+    if (err instanceof ApiError) return send(err);
+    if (err instanceof BackendUnsupportedError) return send(new ApiError('not_supported', err.message));
     if (hasZodFastifySchemaValidationErrors(err)) {
       const fields = fieldErrors(err.validation as never, err.validationContext ?? 'body');
       const message = fields.map((f) => (f.message.startsWith(f.field) ? f.message : `${f.field}: ${f.message}`)).join('; ');
-      return reply.code(400).send({ error: 'validation_failed', message, fields });
+      return send(new ApiError('validation_failed', message, fields));
     }
     const status = err.statusCode ?? 500;
-    if (status === 413) {
-      return reply.code(413).send({ error: 'payload_too_large', message: `request body is larger than ${deps.bodyLimit} bytes` });
-    }
-    if (status === 415) {
-      return reply.code(415).send({ error: 'unsupported_media_type', message: 'send the body as Content-Type: application/json' });
-    }
+    if (status === 413) return send(new ApiError('payload_too_large', `request body is larger than ${deps.bodyLimit} bytes (BODY_LIMIT_BYTES)`));
+    if (status === 415) return send(new ApiError('unsupported_media_type', 'send the body as Content-Type: application/json'));
     if (status === 400 && (err.code?.startsWith('FST_ERR_CTP') || err instanceof SyntaxError)) {
-      return reply.code(400).send({ error: 'invalid_json', message: `the body is not valid JSON: ${err.message}`, fields: [{ field: 'body', message: err.message }] });
+      return send(new ApiError('invalid_json', `the body is not valid JSON: ${err.message}`, [{ field: 'body', message: err.message }]));
     }
-    if (status >= 400 && status < 500) {
-      return reply.code(status).send({ error: 'validation_failed', message: err.message });
-    }
+    // @fastify/basic-auth: no Authorization header, or not `Basic <base64 user:password>`.
+    if (status === 401) return send(new ApiError('unauthorized', 'API credentials are required: send Authorization: Basic base64(username:password)'));
+    if (status >= 400 && status < 500) return send(new ApiError(codeForStatus(status), err.message));
     request.log.error({ err }, 'unhandled error');
-    return reply.code(500).send({ error: 'internal', message: 'internal error; see the logic log for the request id', request_id: request.id });
+    return send(new ApiError('internal', 'internal error; see the logic log for the request id', undefined, { request_id: request.id }));
   });
 
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
+    const e = new ApiError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`);
+    reply.code(e.status).send(e.body());
   });
 
   await registerApiDocs(app);
@@ -140,6 +195,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
     devMode: deps.devMode ?? false,
     authSecret: deps.authSecret ?? null,
     cometAliveMs: deps.cometAliveMs ?? 15_000,
+    backendName: deps.backend?.name ?? 'redis',
   });
   await app.register(pushRoutes, {
     queue: submit,

@@ -42,6 +42,8 @@ export async function startLogic(env: Env, log: Logger, listen: { host?: string;
     credentials,
     defaultPriority: env.DEFAULT_PRIORITY,
     bodyLimit: env.BODY_LIMIT_BYTES,
+    requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS,
+    jsonMaxDepth: env.JSON_MAX_DEPTH,
     taskTypes: LOGIC_TASK_TYPES,
     log,
     authSecret: env.AUTH_SECRET || env.PUSHLINE_DEV ? authSecret(env) : null,

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { TASK_ID_PATTERN } from '../queue/keys.ts';
 import { checkTargetUrl } from '../net/ssrf.ts';
+import { displayNameProblem, identifierProblem } from '../routing/ids.ts';
 
 const httpUrl = (what: string) =>
   z
@@ -12,15 +13,43 @@ const httpUrl = (what: string) =>
       if (!checked.ok) ctx.addIssue({ code: 'custom', message: `${what} ${checked.reason}` });
     });
 
-/** A user, room or similar id: a string, or a whole number taken as its string. */
+/**
+ * A user, room or similar id: a string, or a whole number taken as its string. The rule itself
+ * is src/routing/ids.ts, shared with token claims and gRPC; messages name the field and limit.
+ */
 export const identifier = (what: string) =>
-  z.union([z.string(), z.number().int()]).transform(String).pipe(
-    z
-      .string()
-      .min(1, { message: `${what} must not be empty` })
-      .max(128, { message: `${what} must be at most 128 characters` })
-      .regex(/^[A-Za-z0-9_.:@-]+$/, { message: `${what} may only contain letters, digits and _ . : @ -` }),
-  );
+  z
+    .union([z.string(), z.number().int()], {
+      error: (issue) => (issue.input === undefined ? `${what} is required` : `${what} must be a string or a whole number`),
+    })
+    .transform(String)
+    .superRefine((value, ctx) => {
+      const problem = identifierProblem(value, what);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    });
+
+/** A name shown to others (userName): optional free text, bounded and printable. */
+export const displayName = (what: string) =>
+  z.string({ error: `${what} must be a string` }).superRefine((value, ctx) => {
+    const problem = displayNameProblem(value, what);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/**
+ * Message fields the pipeline owns (DESIGN §4): the job sets `id` (and a room message's `seq`)
+ * on every delivered message, so a caller's own are refused rather than silently replaced.
+ */
+export const RESERVED_MESSAGE_FIELDS = ['id', 'seq'] as const;
+
+/** A JSON object delivered to clients as the message; `what` names it in errors. */
+export const clientMessage = (what: string) =>
+  z.record(z.string(), z.unknown(), { error: `${what} must be a JSON object` }).superRefine((value, ctx) => {
+    for (const field of RESERVED_MESSAGE_FIELDS) {
+      if (Object.hasOwn(value, field)) {
+        ctx.addIssue({ code: 'custom', path: [field], message: `${what}.${field} is reserved: the pipeline sets the message's ${field}; send yours under another name` });
+      }
+    }
+  });
 
 const PRIORITY_MESSAGE = 'priority must be a whole number from 1 to 5';
 export const prioritySchema = z
@@ -54,6 +83,12 @@ export function generateBodySchema(types: readonly string[]) {
         if (body.room_id && body.user_id) ctx.addIssue({ code: 'custom', path: ['user_id'], message: 'a push goes to room_id or to user_id, not both' });
         if (!body.payload || typeof body.payload !== 'object' || Array.isArray(body.payload)) {
           ctx.addIssue({ code: 'custom', path: ['payload'], message: 'a push needs payload: a JSON object, delivered as the message' });
+        } else {
+          for (const field of RESERVED_MESSAGE_FIELDS) {
+            if (Object.hasOwn(body.payload, field)) {
+              ctx.addIssue({ code: 'custom', path: ['payload', field], message: `payload.${field} is reserved: the pipeline sets a push message's ${field}; send yours under another name` });
+            }
+          }
         }
       }
       if (body.type === 'audio' && !body.audio) {

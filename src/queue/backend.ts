@@ -42,6 +42,21 @@ export class BackendUnsupportedError extends Error {
   override readonly name = 'BackendUnsupportedError';
 }
 
+/**
+ * Retry of a dead-lettered task (the dashboard's and `pushline queue retry`). Tasks that die under
+ * any backend land in the engine's dead set, but only the Redis engine's consumers read the queue
+ * a revived task goes back to: with another backend it would sit there for ever, so it is
+ * refused. Returns false when the id is not dead-lettered.
+ */
+export async function reviveDeadTask(queue: TaskQueue, backend: BackendName, id: string): Promise<boolean> {
+  if (backend !== 'redis') {
+    throw new BackendUnsupportedError(
+      `retrying a dead-lettered task needs QUEUE_BACKEND=redis: with ${backend} nothing consumes the engine's queue, so task ${id} would never run (submit it again instead)`,
+    );
+  }
+  return queue.tasks.revive(id);
+}
+
 /** The hash a task would have in the Redis engine, as carried by the other backends' messages. */
 export function taskHashOf(id: string, task: NewTask, createdAtMs: number, seq?: number): TaskHash {
   const hash: TaskHash = {

@@ -108,7 +108,11 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
       // The seed docs' "[Consumer 2] ..." prefix; pino's bindings() parses JSON, so once per task.
       const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
       const seq = Number(ctx.hash.seq ?? 0);
-      const json = JSON.stringify({ id: ctx.id, ...(seq ? { seq } : {}), ...push.message });
+      // The id and a room message's seq are the pipeline's own (DESIGN §4): a caller's `id`/`seq`
+      // (logic refuses them, but a task may come another way: Kafka, a WS upstream) never
+      // replaces them; a `seq` on a message that has none of its own is dropped, not passed on.
+      const { id: _callerId, seq: _callerSeq, ...fields } = push.message;
+      const json = JSON.stringify({ id: ctx.id, ...(seq ? { seq } : {}), ...fields });
       const body = Buffer.from(json);
       const proto = { ver: 1, op: OP_MESSAGE, seq, body };
       // Recorded before delivery (in the routing read's transaction), so a client that misses

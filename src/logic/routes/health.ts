@@ -11,6 +11,16 @@ export interface HealthRoutesOptions {
   backend: string;
 }
 
+/** A short, stable reason for a failed Redis check. */
+export function redisDownReason(err: Error): string {
+  const text = err.message;
+  if (/timed? ?out/i.test(text)) return 'Redis did not answer in time';
+  if (/writeable|closed|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|connect/i.test(text)) return 'not connected to Redis';
+  if (/NOAUTH|WRONGPASS|NOPERM/.test(text)) return 'Redis refused the credentials';
+  if (/LOADING/.test(text)) return 'Redis is loading its data';
+  return 'Redis answered with an error';
+}
+
 export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, { queue, redis, backend }) => {
   let version: string | null = null;
 
@@ -36,7 +46,10 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
         oldest_waiting_age_ms: stats.oldestWaitingAgeMs,
       };
     } catch (err) {
-      return reply.code(503).send({ status: 'unavailable', redis: { status: 'down', error: (err as Error).message } });
+      // The raw client error (hosts, ports, ioredis internals) goes to the log, not to whoever
+      // polls /health: they get a status and a short reason.
+      app.log.debug({ err: String(err) }, 'health check: Redis not available');
+      return reply.code(503).send({ status: 'unavailable', backend, redis: { status: 'down', reason: redisDownReason(err as Error) } });
     }
   });
 };

@@ -11,7 +11,7 @@ import type { QueueBackend } from '../../queue/backend.ts';
 import { BackendUnsupportedError } from '../../queue/backend.ts';
 import type { PushPayload } from '../../job/processors/push.ts';
 import { ApiError } from '../errors.ts';
-import { identifier, prioritySchema } from '../schemas.ts';
+import { clientMessage, displayName, identifier, prioritySchema } from '../schemas.ts';
 
 export interface PushRoutesOptions {
   /** Where push tasks go: the Redis engine or the configured QueueBackend. */
@@ -25,25 +25,43 @@ export interface PushRoutesOptions {
   cometAliveMs: number;
 }
 
-const message = z.record(z.string(), z.unknown(), { message: 'message must be a JSON object' });
+const MAX_CONTENT = 4000;
+const MAX_MESSAGES = 100;
+const MAX_USER_IDS = 1000;
 
 const sendBody = z.strictObject({
   roomId: identifier('roomId'),
   userId: identifier('userId'),
-  userName: z.string().max(64, { message: 'userName must be at most 64 characters' }).optional(),
+  userName: displayName('userName').optional(),
   messages: z
-    .array(z.object({ content: z.string({ message: 'messages[].content must be a string' }).min(1).max(4000) }).passthrough(), { message: 'messages must be an array' })
-    .min(1, { message: 'messages must hold at least one message' })
-    .max(100, { message: 'messages may hold at most 100 messages' }),
+    .array(
+      z
+        .object(
+          {
+            content: z
+              .string({ error: (issue) => (issue.input === undefined ? 'messages[].content is required' : 'messages[].content must be a string') })
+              .min(1, { error: 'messages[].content must not be empty' })
+              .max(MAX_CONTENT, { error: `messages[].content must be at most ${MAX_CONTENT} characters` }),
+          },
+          { error: 'messages[] must be JSON objects with a content string' },
+        )
+        .passthrough(),
+      { error: (issue) => (issue.input === undefined ? 'messages is required' : 'messages must be an array') },
+    )
+    .min(1, { error: 'messages must hold at least one message' })
+    .max(MAX_MESSAGES, { error: `messages may hold at most ${MAX_MESSAGES} messages` }),
   priority: prioritySchema,
 });
 const pushBody = z.strictObject({
-  userIds: z.array(identifier('userIds[]'), { message: 'userIds must be an array' }).min(1, { message: 'userIds must list at least one user' }).max(1000),
-  message,
+  userIds: z
+    .array(identifier('userIds[]'), { error: (issue) => (issue.input === undefined ? 'userIds is required' : 'userIds must be an array') })
+    .min(1, { error: 'userIds must list at least one user' })
+    .max(MAX_USER_IDS, { error: `userIds may list at most ${MAX_USER_IDS} users` }),
+  message: clientMessage('message'),
   priority: prioritySchema,
 });
-const broadcastBody = z.strictObject({ message, priority: prioritySchema });
-const tokenBody = z.strictObject({ userId: identifier('userId'), roomId: identifier('roomId'), userName: z.string().max(64).optional() });
+const broadcastBody = z.strictObject({ message: clientMessage('message'), priority: prioritySchema });
+const tokenBody = z.strictObject({ userId: identifier('userId'), roomId: identifier('roomId'), userName: displayName('userName').optional() });
 const accepted = z.object({ task_id: z.string(), status: z.string(), priority: z.number() });
 
 export const pushRoutes: FastifyPluginAsyncZod<PushRoutesOptions> = async (app, options) => {

@@ -8,11 +8,12 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { signConnectionToken } from '../../auth/token.ts';
 import type { TaskQueue } from '../../queue/task-queue.ts';
+import { reviveDeadTask, type BackendName } from '../../queue/backend.ts';
 import type { RoutingRegistry } from '../../routing/registry.ts';
 import type { RoutingKeys } from '../../routing/keys.ts';
 import { workerInfoKey } from '../../job/worker-registry.ts';
 import { ApiError } from '../errors.ts';
-import { identifier, taskParamsSchema } from '../schemas.ts';
+import { displayName, identifier, taskParamsSchema } from '../schemas.ts';
 
 export interface WebRoutesOptions {
   queue: TaskQueue;
@@ -22,6 +23,8 @@ export interface WebRoutesOptions {
   devMode: boolean;
   authSecret: string | null;
   cometAliveMs: number;
+  /** QUEUE_BACKEND: the dead-letter retry works with the Redis engine only (501 otherwise). */
+  backendName: BackendName;
 }
 
 const PUBLIC = new URL('./public/', import.meta.url);
@@ -33,7 +36,7 @@ async function clientModule(): Promise<string> {
   return (await transform(source, { loader: 'ts', format: 'esm', target: 'es2020' })).code;
 }
 
-const demoToken = z.strictObject({ userId: identifier('userId'), roomId: identifier('roomId'), userName: z.string().max(64).optional() });
+const demoToken = z.strictObject({ userId: identifier('userId'), roomId: identifier('roomId'), userName: displayName('userName').optional() });
 const roomQuery = z.object({ roomId: identifier('roomId') });
 
 export const webRoutes: FastifyPluginAsyncZod<WebRoutesOptions> = async (app, options) => {
@@ -114,7 +117,7 @@ export const webRoutes: FastifyPluginAsyncZod<WebRoutesOptions> = async (app, op
     };
   });
   app.post('/dashboard/api/dead/:id/retry', { onRequest: app.basicAuth, schema: { hide: true, params: taskParamsSchema } }, async (req) => {
-    if (!(await queue.tasks.revive(req.params.id))) throw new ApiError('not_found', `task ${req.params.id} is not in the dead-letter set`);
+    if (!(await reviveDeadTask(queue, options.backendName, req.params.id))) throw new ApiError('not_found', `task ${req.params.id} is not in the dead-letter set`);
     return { task_id: req.params.id, status: 'queued' };
   });
   app.delete('/dashboard/api/dead/:id', { onRequest: app.basicAuth, schema: { hide: true, params: taskParamsSchema } }, async (req) => {
