@@ -58,6 +58,15 @@ function refuse(socket: Duplex, status: 400 | 401, message: string): void {
   );
 }
 
+/** The token query parameter: '' when absent, undefined when the target is no URL at all. */
+function tokenOf(target: string | undefined): string | undefined {
+  try {
+    return new URL(target ?? '/', 'ws://comet').searchParams.get('token') ?? '';
+  } catch {
+    return undefined;
+  }
+}
+
 const CONN = Symbol('pushline.conn');
 
 interface SocketState {
@@ -99,12 +108,24 @@ export function createWsServer(options: WsServerOptions): WsServer {
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    const token = new URL(req.url ?? '/', 'ws://comet').searchParams.get('token');
+    // Anyone can reach this before any token is checked: nothing here may throw past it.
+    const token = tokenOf(req.url);
+    if (token === undefined) return refuse(socket, 400, 'the request target is not a valid URL');
     if (!token) return refuse(socket, 401, 'token query parameter is required (get one from POST /logic/token)');
-    verifyConnectionToken(token, options.authSecret).then((check) => {
-      if (!check.ok) return refuse(socket, 401, check.reason);
-      wss.handleUpgrade(req, socket, head, (ws) => void accept(ws, check.claims));
-    }, () => refuse(socket, 401, 'token could not be checked'));
+    verifyConnectionToken(token, options.authSecret)
+      .then((check) => {
+        if (!check.ok) return refuse(socket, 401, check.reason);
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          accept(ws, check.claims).catch((err) => {
+            log.error({ err: String(err) }, 'could not set up a connection; closing it');
+            ws.close(1011, 'internal error, reconnect later');
+          });
+        });
+      }, () => refuse(socket, 401, 'token could not be checked'))
+      .catch((err) => {
+        log.error({ err: String(err) }, 'upgrade failed');
+        socket.destroy();
+      });
   });
 
   // One set of handlers for every socket (`this` is the socket), per-connection state on the
