@@ -12,6 +12,7 @@ import { cometMetrics } from './metrics.ts';
 import { probeRedis } from '../metrics/common.ts';
 import { createRegistry } from '../metrics/registry.ts';
 import { Hub } from './hub.ts';
+import { offlineStore } from './offline.ts';
 import { createWsServer, type CometServices } from './ws-server.ts';
 import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
 import { TaskQueue } from '../queue/task-queue.ts';
@@ -36,6 +37,8 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
   const hub = new Hub({
     batchMs: env.COMET_BATCH_MS,
     maxBufferBytes: env.COMET_MAX_BUFFER_BYTES,
+    maxFrameBytes: env.COMET_MAX_FRAME_BYTES,
+    slowConsumerMs: env.COMET_SLOW_CONSUMER_MS,
     onSlowConsumer: (conn) => log.warn({ conn: conn.id, user: conn.userId }, 'closing a slow consumer'),
   });
   const metricsRegistry = createRegistry('comet');
@@ -50,6 +53,7 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
   if (stale > 0) log.info({ stale }, `removed ${stale} connections left by a previous run of ${cometId}`);
 
   const queue = new TaskQueue(redis, keysFromEnv(env), queueOptionsFromEnv(env));
+  const offline = offlineStore(redis, keys);
   const services: CometServices = {
     async history(roomId, sinceSeq) {
       const entries = await redis.xrevrange(keys.roomHistory(roomId), '+', '-', 'COUNT', env.ROOM_HISTORY_MAX || 1);
@@ -63,11 +67,8 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
       const bySeq = new Map(found.map((m) => [m.seq, m.body])); // a retried task may have been recorded twice
       return [...bySeq.entries()].sort((a, b) => a[0] - b[0]).map(([, body]) => body);
     },
-    async takeOffline(userId) {
-      const key = keys.userOffline(userId);
-      const [[, list]] = (await redis.multi().lrange(key, 0, -1).del(key).exec()) as [[unknown, string[]]];
-      return [...list].reverse();
-    },
+    peekOffline: (userId, count) => offline.peek(userId, count),
+    ackOffline: (userId, sent) => offline.ack(userId, sent),
     async upstream(conn, content, priority) {
       const message = { roomId: conn.roomId, userId: conn.userId, ...(conn.userName ? { userName: conn.userName } : {}), messages: [{ content }], ...(priority ? { priority } : {}), ts: Date.now() };
       const result = await queue.enqueueOne({
@@ -87,6 +88,7 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
     hub,
     registry,
     maxFrameBytes: env.WS_MAX_FRAME_BYTES,
+    maxSendFrameBytes: env.COMET_MAX_FRAME_BYTES,
     log,
     services,
     upstreamRate: { perSec: env.UPSTREAM_RATE_PER_SEC, burst: env.UPSTREAM_BURST },

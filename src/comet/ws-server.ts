@@ -11,7 +11,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { verifyConnectionToken } from '../auth/token.ts';
 import type { RoutingRegistry } from '../routing/registry.ts';
 import type { Logger } from '../util/log.ts';
-import { CLOSE, errorFrame } from './frames.ts';
+import { CLOSE, errorFrame, HISTORY_FRAME_OVERHEAD, historyFrame, splitAtBytes, STORED_MESSAGE_OVERHEAD, storedMessageFrame, batchFrame } from './frames.ts';
 import type { Conn, Hub } from './hub.ts';
 import { TokenBucket } from './rate-limit.ts';
 
@@ -19,13 +19,21 @@ import { TokenBucket } from './rate-limit.ts';
 export interface CometServices {
   /** Room messages with seq > sinceSeq still in room:history, oldest first (payload JSON texts). */
   history(roomId: string, sinceSeq: number): Promise<string[]>;
-  /** Takes (and clears) what waited in user:offline for this user, oldest first. */
-  takeOffline(userId: string): Promise<string[]>;
+  /** Up to `count` of the messages waiting in user:offline for this user, oldest first; left in place. */
+  peekOffline(userId: string, count: number): Promise<string[]>;
+  /**
+   * Removes `sent` (oldest first, as peeked) from user:offline once they were written out, as
+   * far as they are still its oldest entries; returns how many were removed (0: another
+   * connection of the user already took them).
+   */
+  ackOffline(userId: string, sent: readonly string[]): Promise<number>;
   /** Enqueues a client's message as a room message under the connection's identity. */
   upstream(conn: { userId: string; roomId: string; userName?: string }, content: string, priority?: number): Promise<{ id: string }>;
 }
 
 const MAX_CONTENT = 4000;
+/** Offline messages read from Redis per round trip (then split at the frame byte bound). */
+const OFFLINE_READ = 100;
 
 export interface WsServerOptions {
   cometId: string;
@@ -35,6 +43,8 @@ export interface WsServerOptions {
   hub: Hub;
   registry: RoutingRegistry;
   maxFrameBytes: number;
+  /** History and offline messages are sent in frames of at most this many bytes. */
+  maxSendFrameBytes: number;
   log: Logger;
   /** How many malformed frames a connection may send before it is closed. */
   maxBadFrames?: number;
@@ -87,7 +97,10 @@ export function createWsServer(options: WsServerOptions): WsServer {
   // timer per connection would cost memory on every idle socket.
   const unanswered = new WeakSet<WebSocket>();
   const sweep = setInterval(() => {
+    const now = Date.now();
     for (const conn of hub.conns.values()) {
+      // A socket whose buffer stayed full with nothing more sent to it is found here.
+      if (hub.closeIfSlow(conn, now)) continue;
       if (unanswered.has(conn.ws)) {
         conn.ws.terminate();
         continue;
@@ -168,10 +181,10 @@ export function createWsServer(options: WsServerOptions): WsServer {
     if (type === 'history') {
       const since = Number(payloadOf(frame).sinceSeq ?? 0);
       if (!Number.isInteger(since) || since < 0) return reject(errorFrame('invalid_frame', 'history payload.sinceSeq must be a whole number ≥ 0'));
-      options.services.history(conn.roomId, since).then(
-        (messages) => hub.sendTo(conn, `{"type":"history","payload":{"roomId":${JSON.stringify(conn.roomId)},"sinceSeq":${since},"messages":[${messages.join(',')}]}}`),
-        () => ws.send(errorFrame('unavailable', 'history is unavailable right now; ask again')),
-      );
+      sendHistory(conn, since).catch((err) => {
+        log.warn({ err: String(err), conn: conn.id }, 'history not answered');
+        ws.send(errorFrame('unavailable', 'history is unavailable right now; ask again'));
+      });
       return;
     }
     if (type === 'clientMessages') {
@@ -197,7 +210,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
   }
 
   async function accept(ws: WebSocket, claims: { userId: string; roomId: string; userName?: string }): Promise<void> {
-    const conn: Conn = { id: `c${randomBytes(9).toString('base64url')}`, userId: claims.userId, roomId: claims.roomId, ws };
+    const conn: Conn = { id: `c${randomBytes(9).toString('base64url')}`, userId: claims.userId, roomId: claims.roomId, ws, overSince: 0 };
     (ws as WebSocket & { [CONN]?: SocketState })[CONN] = { conn, badFrames: 0, bucket: null, ...(claims.userName ? { userName: claims.userName } : {}) };
     hub.add(conn);
     ws.on('pong', onPong);
@@ -213,12 +226,36 @@ export function createWsServer(options: WsServerOptions): WsServer {
     }
     ws.send(JSON.stringify({ type: 'connected', payload: { connId: conn.id, userId: conn.userId, roomId: conn.roomId } }));
     // What was pushed to this user while no connection of theirs was open.
-    const waiting = await options.services.takeOffline(conn.userId).catch((err) => {
-      log.warn({ err: String(err) }, 'offline messages not read');
-      return [] as string[];
-    });
-    if (waiting.length > 0) {
-      hub.sendTo(conn, `[${waiting.map((p) => `{"type":"serverMessages","payload":${p}}`).join(',')}]`);
+    await deliverOffline(conn).catch((err) => log.warn({ err: String(err), conn: conn.id }, 'offline messages not delivered (they stay for the next connection)'));
+  }
+
+  /** The room's history after `since`, in frames within the byte bound, the last marked complete. */
+  async function sendHistory(conn: Conn, since: number): Promise<void> {
+    const messages = await options.services.history(conn.roomId, since);
+    const fixed = HISTORY_FRAME_OVERHEAD + Buffer.byteLength(JSON.stringify(conn.roomId));
+    const parts = messages.length === 0 ? [[]] : splitAtBytes(messages, options.maxSendFrameBytes, 0, fixed);
+    for (const [i, part] of parts.entries()) {
+      // One frame at a time, each once the previous one left: a long history never piles up.
+      if (!(await hub.sendFlushed(conn, historyFrame(conn.roomId, since, part, i === parts.length - 1)))) return;
+    }
+  }
+
+  /**
+   * user:offline in bounded reads and frames. Each frame's messages leave Redis only after the
+   * frame was written to the socket; a connection that closes midway leaves the rest for the
+   * next one. Two connections of the same user opening at once may both get the same messages
+   * (clients drop duplicates by id), never none.
+   */
+  async function deliverOffline(conn: Conn): Promise<void> {
+    for (;;) {
+      const waiting = await options.services.peekOffline(conn.userId, OFFLINE_READ);
+      if (waiting.length === 0) return;
+      for (const part of splitAtBytes(waiting, options.maxSendFrameBytes, STORED_MESSAGE_OVERHEAD)) {
+        if (!(await hub.sendFlushed(conn, batchFrame(part.map(storedMessageFrame))))) return;
+        // Nothing removed: another connection of this user is delivering them.
+        if ((await options.services.ackOffline(conn.userId, part)) === 0) return;
+      }
+      if (waiting.length < OFFLINE_READ) return;
     }
   }
 

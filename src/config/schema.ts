@@ -87,6 +87,10 @@ export const envSchema = z.object({
   COMET_DEAD_AFTER_MS: int(500, 600_000).default(15_000),
   COMET_BATCH_MS: int(0, 1000).default(2),
   COMET_MAX_BUFFER_BYTES: int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
+  /** Room batches, history answers and offline messages are split into frames of at most this many bytes (one larger message still goes out alone). */
+  COMET_MAX_FRAME_BYTES: int(1024, 64 * 1024 * 1024).default(256 * 1024),
+  /** A socket is a slow consumer once its send buffer has stayed above COMET_MAX_BUFFER_BYTES this long. */
+  COMET_SLOW_CONSUMER_MS: int(100, 600_000).default(5000),
   WS_MAX_FRAME_BYTES: int(128, 16 * 1024 * 1024).default(64 * 1024),
   USER_ONLINE_TTL_SECONDS: int(10, 86_400).default(300),
   PUSH_RPC_TIMEOUT_MS: int(50, 60_000).default(3000),
