@@ -13,6 +13,8 @@ export const CLOSE = {
   slowConsumer: 4008,
   /** The client kept sending malformed frames. */
   protocolError: 4002,
+  /** The client kept sending heartbeats far above any sane rate after being told rate_limited. */
+  rateLimited: 4029,
 } as const;
 
 export type ErrorCode = 'invalid_json' | 'invalid_frame' | 'unknown_type' | 'binary_not_supported' | 'rate_limited' | 'unavailable';

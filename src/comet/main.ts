@@ -92,6 +92,7 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
     log,
     services,
     upstreamRate: { perSec: env.UPSTREAM_RATE_PER_SEC, burst: env.UPSTREAM_BURST },
+    heartbeats: { refreshMs: env.WS_HEARTBEAT_REFRESH_MS, perSec: env.WS_HEARTBEAT_RATE_PER_SEC, burst: env.WS_HEARTBEAT_BURST },
   });
   await new Promise<void>((resolve) => ws.server.listen(env.COMET_WS_PORT, env.COMET_HOST, resolve));
   const wsPort = (ws.server.address() as AddressInfo).port;

@@ -32,6 +32,8 @@ export interface CometServices {
 }
 
 const MAX_CONTENT = 4000;
+/** Heartbeats refused in a row (rate_limited) before the connection is closed with 4029. */
+const HEARTBEAT_FLOOD_CLOSE_AFTER = 20;
 /** Offline messages read from Redis per round trip (then split at the frame byte bound). */
 const OFFLINE_READ = 100;
 
@@ -51,6 +53,8 @@ export interface WsServerOptions {
   pingIntervalMs?: number;
   services: CometServices;
   upstreamRate: { perSec: number; burst: number };
+  /** user:online is refreshed at most once per refreshMs; faster heartbeats are rate limited. */
+  heartbeats?: { refreshMs: number; perSec: number; burst: number };
 }
 
 export interface WsServer {
@@ -83,6 +87,12 @@ interface SocketState {
   conn: Conn;
   badFrames: number;
   bucket: TokenBucket | null;
+  /** When (ms) this connection last refreshed user:online. */
+  touchedAt: number;
+  /** Made only for a client that heartbeats faster than the refresh interval. */
+  heartbeats: TokenBucket | null;
+  /** Heartbeats refused in a row. */
+  heartbeatsRefused: number;
   userName?: string;
 }
 
@@ -91,6 +101,7 @@ const payloadOf = (frame: unknown) => ((frame as { payload?: unknown }).payload 
 export function createWsServer(options: WsServerOptions): WsServer {
   const { hub, registry, log } = options;
   const maxBadFrames = options.maxBadFrames ?? 5;
+  const heartbeats = options.heartbeats ?? { refreshMs: 5000, perSec: 2, burst: 10 };
   // The hub tracks sockets already; ws's own client Set would be a second copy.
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes, clientTracking: false });
   // One sweep pings every socket and drops those that did not answer the previous ping: a
@@ -172,12 +183,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
     }
     const type = frame && typeof frame === 'object' ? (frame as { type?: unknown }).type : undefined;
     if (typeof type !== 'string') return reject(errorFrame('invalid_frame', 'frame must be a JSON object with a string "type"'));
-    if (type === 'heartbeat') {
-      unanswered.delete(ws);
-      registry.touch({ connId: conn.id, userId: conn.userId }).catch((err) => log.warn({ err: String(err) }, 'heartbeat not recorded'));
-      ws.send('{"type":"heartbeat"}');
-      return;
-    }
+    if (type === 'heartbeat') return heartbeat(ws, state);
     if (type === 'history') {
       const since = Number(payloadOf(frame).sinceSeq ?? 0);
       if (!Number.isInteger(since) || since < 0) return reject(errorFrame('invalid_frame', 'history payload.sinceSeq must be a whole number ≥ 0'));
@@ -209,9 +215,31 @@ export function createWsServer(options: WsServerOptions): WsServer {
     reject(errorFrame('unknown_type', `unknown frame type "${type}" (known: heartbeat, history, clientMessages)`));
   }
 
+  /** Answers a heartbeat; Redis hears of it at most once per refresh interval; a flood is refused, then closed. */
+  function heartbeat(ws: WebSocket, state: SocketState): void {
+    const { conn } = state;
+    unanswered.delete(ws);
+    const now = Date.now();
+    if (now - state.touchedAt >= heartbeats.refreshMs) {
+      state.touchedAt = now;
+      registry.touch({ connId: conn.id, userId: conn.userId }).catch((err) => log.warn({ err: String(err) }, 'heartbeat not recorded'));
+    } else {
+      // Sooner than the refresh interval: no Redis write; the rate is checked (the bucket is
+      // made only here, so clients that heartbeat sanely never carry one).
+      state.heartbeats ??= new TokenBucket(heartbeats.perSec, heartbeats.burst, now);
+      if (!state.heartbeats.take(now)) {
+        ws.send(errorFrame('rate_limited', `at most ${heartbeats.perSec} heartbeats per second`));
+        if (++state.heartbeatsRefused >= HEARTBEAT_FLOOD_CLOSE_AFTER) ws.close(CLOSE.rateLimited, `too many heartbeats (${state.heartbeatsRefused} refused in a row)`);
+        return;
+      }
+    }
+    state.heartbeatsRefused = 0;
+    ws.send('{"type":"heartbeat"}');
+  }
+
   async function accept(ws: WebSocket, claims: { userId: string; roomId: string; userName?: string }): Promise<void> {
     const conn: Conn = { id: `c${randomBytes(9).toString('base64url')}`, userId: claims.userId, roomId: claims.roomId, ws, overSince: 0 };
-    (ws as WebSocket & { [CONN]?: SocketState })[CONN] = { conn, badFrames: 0, bucket: null, ...(claims.userName ? { userName: claims.userName } : {}) };
+    (ws as WebSocket & { [CONN]?: SocketState })[CONN] = { conn, badFrames: 0, bucket: null, touchedAt: 0, heartbeats: null, heartbeatsRefused: 0, ...(claims.userName ? { userName: claims.userName } : {}) };
     hub.add(conn);
     ws.on('pong', onPong);
     ws.on('close', onClose);

@@ -121,3 +121,32 @@ describe('frames after the upgrade', () => {
     await stillServing();
   });
 });
+
+describe('heartbeat floods', () => {
+  const setCalls = async () => Number(/cmdstat_set:calls=(\d+)/.exec(await shared.client.info('commandstats'))?.[1] ?? 0);
+
+  it('refresh the online TTL at most once per interval, get rate_limited, then a 4029 close', async () => {
+    const c = await connectClient(wsPort, SECRET, 'u_flood', 'room_flood');
+    const before = await setCalls();
+    let closeCode = 0;
+    c.closed.then((code) => (closeCode = code));
+    for (let i = 0; i < 20_000 && c.ws.readyState === c.ws.OPEN; i++) c.ws.send('{"type":"heartbeat"}');
+    const answered = () => c.frames.filter((f) => (f as { type?: string }).type === 'heartbeat').length;
+    await waitFor(() => closeCode !== 0 || answered() === 20_000, 'the flood closed or answered in full');
+    const errors = c.frames.filter((f) => (f as { type?: string }).type === 'error') as { payload: { code: string } }[];
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.every((e) => e.payload.code === 'rate_limited')).toBe(true);
+    expect(closeCode).toBe(4029);
+    // The first heartbeat refreshes the TTL; the flood does not reach Redis.
+    expect((await setCalls()) - before).toBeLessThanOrEqual(1);
+    await stillServing();
+  });
+
+  it('are answered at a sane rate', async () => {
+    const c = await connectClient(wsPort, SECRET, 'u_calm', 'room_flood');
+    for (let i = 0; i < 3; i++) c.ws.send('{"type":"heartbeat"}');
+    await waitFor(() => c.frames.filter((f) => (f as { type?: string }).type === 'heartbeat').length === 3, 'three answers');
+    expect(c.frames.some((f) => (f as { type?: string }).type === 'error')).toBe(false);
+    c.ws.close();
+  });
+});
