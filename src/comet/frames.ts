@@ -4,8 +4,12 @@
 export const CLOSE = {
   /** Comet shutting down (SIGTERM): reconnect elsewhere. */
   goingAway: 1001,
+  /** A text frame that is not valid UTF-8 (ws closes with it by itself). */
+  invalidUtf8: 1007,
   /** A frame larger than WS_MAX_FRAME_BYTES (ws closes with it by itself). */
   tooBig: 1009,
+  /** The connection could not be registered in Redis or set up: reconnect later. */
+  internalError: 1011,
   /**
    * The socket could not keep up: its send buffer stayed above COMET_MAX_BUFFER_BYTES for
    * COMET_SLOW_CONSUMER_MS, or passed the hard cap (8× that) at any time.

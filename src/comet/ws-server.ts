@@ -142,7 +142,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
         wss.handleUpgrade(req, socket, head, (ws) => {
           accept(ws, check.claims).catch((err) => {
             log.error({ err: String(err) }, 'could not set up a connection; closing it');
-            ws.close(1011, 'internal error, reconnect later');
+            ws.close(CLOSE.internalError, 'internal error, reconnect later');
           });
         });
       }, () => refuse(socket, 401, 'token could not be checked'))
@@ -249,7 +249,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
       await registry.connect({ connId: conn.id, cometId: options.cometId, userId: conn.userId, roomId: conn.roomId });
     } catch (err) {
       log.error({ err: String(err) }, 'could not register the connection in Redis; closing it');
-      ws.close(1011, 'routing unavailable, reconnect later');
+      ws.close(CLOSE.internalError, 'routing unavailable, reconnect later');
       return;
     }
     ws.send(JSON.stringify({ type: 'connected', payload: { connId: conn.id, userId: conn.userId, roomId: conn.roomId } }));
