@@ -1,10 +1,13 @@
 // The comet's in-memory view of its sockets: by connection, room and user. Room messages are
-// encoded once and written to every local socket of the room, at most one frame per room per
-// COMET_BATCH_MS: the first message of a quiet room goes out at the end of the current turn
-// (no added wait), later ones within the window are joined into one array frame. A socket whose send buffer passes the limit is closed with 4008
-// and counted: never an unbounded queue, never a silent drop.
+// encoded once and written to every local socket of the room, batched per COMET_BATCH_MS: the
+// first message of a quiet room goes out at the end of the current turn (no added wait), later
+// ones within the window are joined into array frames of at most COMET_MAX_FRAME_BYTES.
+// A slow consumer is a socket whose send buffer stays above COMET_MAX_BUFFER_BYTES for
+// COMET_SLOW_CONSUMER_MS (or passes the hard cap, HARD_CAP_FACTOR times the limit, at any time):
+// it is closed with 4008 and counted — never an unbounded queue, never a silent drop. One big
+// frame to a socket that keeps up is not a slow consumer.
 import type { WebSocket } from 'ws';
-import { batchFrame, CLOSE, type ServerMessage } from './frames.ts';
+import { batchFrames, CLOSE, type ServerMessage } from './frames.ts';
 import { RecentIds } from './recent-ids.ts';
 import { TextFrame } from './text-frame.ts';
 
@@ -13,13 +16,22 @@ export interface Conn {
   userId: string;
   roomId: string;
   ws: WebSocket;
+  /** Since when (ms) its send buffer has been above the limit; 0 while it is not. */
+  overSince: number;
 }
 
 export interface HubOptions {
   batchMs: number;
   maxBufferBytes: number;
+  /** Batches are split into frames of at most this many bytes. */
+  maxFrameBytes: number;
+  /** How long a send buffer may stay above maxBufferBytes. */
+  slowConsumerMs: number;
   onSlowConsumer?: (conn: Conn) => void;
 }
+
+/** Buffered bytes above this many times the limit close a socket at once: memory stays bounded. */
+export const HARD_CAP_FACTOR = 8;
 
 interface RoomWindow {
   frames: string[];
@@ -66,10 +78,7 @@ export class Hub {
     // A redelivered message (job retried) was already sent to this room: send nothing again.
     if (this.repeat(`room:${roomId}`, message)) return room.size;
     const frame = message.frame;
-    if (this.options.batchMs <= 0) {
-      this.write(room, frame);
-      return room.size;
-    }
+    if (this.options.batchMs <= 0) return this.write(room, frame);
     const window = this.pending.get(roomId);
     if (window) {
       window.frames.push(frame);
@@ -91,18 +100,35 @@ export class Hub {
       if (!conn) missing.push(id);
       else if (!this.repeat(`conn:${id}`, message)) targets.add(conn);
     }
-    this.write(targets, message.frame);
-    return { delivered: targets.size, missing };
+    return { delivered: this.write(targets, message.frame), missing };
   }
 
   broadcast(message: ServerMessage): number {
-    if (!this.repeat('all', message)) this.write(this.conns.values(), message.frame);
-    return this.conns.size;
+    if (this.repeat('all', message)) return this.conns.size;
+    return this.write(this.conns.values(), message.frame);
   }
 
-  /** A frame for one connection (replies, history, offline messages). */
+  /** A frame for one connection (replies). */
   sendTo(conn: Conn, frame: string): void {
     this.write([conn], frame);
+  }
+
+  /**
+   * A frame for one connection, resolved once it was handed to the kernel (true) or could not
+   * be written (false: closed). History and offline messages go one bounded frame at a time.
+   */
+  sendFlushed(conn: Conn, text: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const frame = new TextFrame(text);
+      if (!this.admit(conn, Date.now())) return resolve(false);
+      this.count(frame);
+      frame.writeTo(conn.ws, (err) => resolve(!err));
+    });
+  }
+
+  /** Closes the socket if its buffer has stayed above the limit too long (the ping sweep asks). */
+  closeIfSlow(conn: Conn, now = Date.now()): boolean {
+    return conn.ws.readyState === conn.ws.OPEN && !this.admit(conn, now);
   }
 
   /** Send everything still waiting in batch windows (before shutdown). */
@@ -129,24 +155,62 @@ export class Hub {
 
   private writeRoom(roomId: string, frames: string[]): void {
     const room = this.rooms.get(roomId);
-    if (room && frames.length > 0) this.write(room, batchFrame(frames));
+    if (!room || frames.length === 0) return;
+    // Split at the byte bound: a big batch is several frames, never one that fills a buffer.
+    for (const frame of batchFrames(frames, this.options.maxFrameBytes)) this.write(room, frame);
   }
 
-  private write(conns: Iterable<Conn>, text: string): void {
+  /** Writes one frame to every open socket given; returns how many it was written to. */
+  private write(conns: Iterable<Conn>, text: string): number {
     // One frame for all sockets: encoded and framed once, not once per socket.
     const frame = new TextFrame(text);
+    let now = 0;
+    let written = 0;
     for (const conn of conns) {
       const ws = conn.ws;
       if (ws.readyState !== ws.OPEN) continue;
-      if (ws.bufferedAmount + frame.length > this.options.maxBufferBytes) {
-        this.slowConsumerCloses++;
-        this.options.onSlowConsumer?.(conn);
-        ws.close(CLOSE.slowConsumer, `slow consumer: more than ${this.options.maxBufferBytes} bytes waiting to be sent`);
-        continue;
+      // The clock is read only when some buffer is over the limit: the hot path stays lean.
+      if (ws.bufferedAmount > this.options.maxBufferBytes || conn.overSince !== 0) {
+        if (!this.admit(conn, (now ||= Date.now()))) continue;
       }
       frame.writeTo(ws);
-      this.framesSent++;
-      this.bytesSent += frame.length;
+      this.count(frame);
+      written++;
     }
+    return written;
+  }
+
+  /**
+   * Whether a frame may be added to the socket's buffer; closes the socket (4008, counted) if it
+   * is a slow consumer: buffered bytes above the limit for the whole window, or above the hard
+   * cap. What is already buffered decides, so a single large frame to a socket that keeps up
+   * always goes out.
+   */
+  private admit(conn: Conn, now: number): boolean {
+    const ws = conn.ws;
+    if (ws.readyState !== ws.OPEN) return false;
+    const buffered = ws.bufferedAmount;
+    const limit = this.options.maxBufferBytes;
+    if (buffered <= limit) {
+      conn.overSince = 0;
+      return true;
+    }
+    if (conn.overSince === 0) conn.overSince = now;
+    const overFor = now - conn.overSince;
+    if (buffered <= limit * HARD_CAP_FACTOR && overFor < this.options.slowConsumerMs) return true;
+    this.slowConsumerCloses++;
+    this.options.onSlowConsumer?.(conn);
+    const why = buffered > limit * HARD_CAP_FACTOR ? `more than ${limit * HARD_CAP_FACTOR} bytes` : `more than ${limit} bytes for ${overFor} ms`;
+    ws.close(CLOSE.slowConsumer, `slow consumer: ${why} waiting to be sent`);
+    // Out of the rooms now, not when the close handshake ends: no later frame is queued for it
+    // and no `delivered` count includes it.
+    this.remove(conn);
+    return false;
+  }
+
+  private count(frame: TextFrame): void {
+    this.framesSent++;
+    this.bytesSent += frame.length;
   }
 }
+

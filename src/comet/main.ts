@@ -12,6 +12,7 @@ import { cometMetrics } from './metrics.ts';
 import { probeRedis } from '../metrics/common.ts';
 import { createRegistry } from '../metrics/registry.ts';
 import { Hub } from './hub.ts';
+import { offlineStore } from './offline.ts';
 import { createWsServer, type CometServices } from './ws-server.ts';
 import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
 import { TaskQueue } from '../queue/task-queue.ts';
@@ -37,6 +38,8 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
   const hub = new Hub({
     batchMs: env.COMET_BATCH_MS,
     maxBufferBytes: env.COMET_MAX_BUFFER_BYTES,
+    maxFrameBytes: env.COMET_MAX_FRAME_BYTES,
+    slowConsumerMs: env.COMET_SLOW_CONSUMER_MS,
     onSlowConsumer: (conn) => log.warn({ conn: conn.id, user: conn.userId }, 'closing a slow consumer'),
   });
   const metricsRegistry = createRegistry('comet');
@@ -55,6 +58,7 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
   // queue itself, the others load only when chosen.
   const backend = env.QUEUE_BACKEND === 'redis' ? null : await createBackend(env, queue, () => createRedis(target, 'command', 'pushline-comet-backend'), log);
   const submit = backend ?? queue;
+  const offline = offlineStore(redis, keys);
   const services: CometServices = {
     async history(roomId, sinceSeq) {
       const entries = await redis.xrevrange(keys.roomHistory(roomId), '+', '-', 'COUNT', env.ROOM_HISTORY_MAX || 1);
@@ -68,11 +72,8 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
       const bySeq = new Map(found.map((m) => [m.seq, m.body])); // a retried task may have been recorded twice
       return [...bySeq.entries()].sort((a, b) => a[0] - b[0]).map(([, body]) => body);
     },
-    async takeOffline(userId) {
-      const key = keys.userOffline(userId);
-      const [[, list]] = (await redis.multi().lrange(key, 0, -1).del(key).exec()) as [[unknown, string[]]];
-      return [...list].reverse();
-    },
+    peekOffline: (userId, count) => offline.peek(userId, count),
+    ackOffline: (userId, sent) => offline.ack(userId, sent),
     async upstream(conn, content, priority) {
       const message = { roomId: conn.roomId, userId: conn.userId, ...(conn.userName ? { userName: conn.userName } : {}), messages: [{ content }], ...(priority ? { priority } : {}), ts: Date.now() };
       const result = await submit.enqueueOne({
@@ -92,9 +93,11 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
     hub,
     registry,
     maxFrameBytes: env.WS_MAX_FRAME_BYTES,
+    maxSendFrameBytes: env.COMET_MAX_FRAME_BYTES,
     log,
     services,
     upstreamRate: { perSec: env.UPSTREAM_RATE_PER_SEC, burst: env.UPSTREAM_BURST },
+    heartbeats: { refreshMs: env.WS_HEARTBEAT_REFRESH_MS, perSec: env.WS_HEARTBEAT_RATE_PER_SEC, burst: env.WS_HEARTBEAT_BURST },
   });
   await new Promise<void>((resolve) => ws.server.listen(env.COMET_WS_PORT, env.COMET_HOST, resolve));
   const wsPort = (ws.server.address() as AddressInfo).port;

@@ -33,12 +33,13 @@ export class TextFrame {
     return this.payload.length;
   }
 
-  writeTo(ws: WebSocket): void {
+  /** `done` (optional) is called once the frame was handed to the kernel, or with the error. */
+  writeTo(ws: WebSocket, done?: (err?: Error | null) => void): void {
     const internals = ws as unknown as WsInternals;
     const socket = internals._socket;
     const sender = internals._sender;
     const plain = socket && sender && !sender._deflating && (sender._queue?.length ?? 0) === 0 && !internals._extensions?.['permessage-deflate'];
-    if (plain) socket.write(this.bytes);
-    else ws.send(this.payload, { binary: false });
+    if (plain) socket.write(this.bytes, done);
+    else ws.send(this.payload, { binary: false }, done);
   }
 }

@@ -91,8 +91,17 @@ export const envSchema = z.object({
   COMET_DEAD_AFTER_MS: int(500, 600_000).default(15_000),
   COMET_BATCH_MS: int(0, 1000).default(2),
   COMET_MAX_BUFFER_BYTES: int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
+  /** Room batches, history answers and offline messages are split into frames of at most this many bytes (one larger message still goes out alone). */
+  COMET_MAX_FRAME_BYTES: int(1024, 64 * 1024 * 1024).default(256 * 1024),
+  /** A socket is a slow consumer once its send buffer has stayed above COMET_MAX_BUFFER_BYTES this long. */
+  COMET_SLOW_CONSUMER_MS: int(100, 600_000).default(5000),
   WS_MAX_FRAME_BYTES: int(128, 16 * 1024 * 1024).default(64 * 1024),
   USER_ONLINE_TTL_SECONDS: int(10, 86_400).default(300),
+  /** A client's heartbeats refresh its user:online TTL at most once per this many ms. */
+  WS_HEARTBEAT_REFRESH_MS: int(100, 3_600_000).default(5000),
+  /** Heartbeats faster than the refresh interval: this many per second (burst WS_HEARTBEAT_BURST), then rate_limited and a 4029 close. */
+  WS_HEARTBEAT_RATE_PER_SEC: int(1, 10_000).default(2),
+  WS_HEARTBEAT_BURST: int(1, 10_000).default(10),
   PUSH_RPC_TIMEOUT_MS: int(50, 60_000).default(3000),
   ROOM_HISTORY_MAX: int(0, 1_000_000).default(1000),
   ROOM_HISTORY_TTL_SECONDS: int(60, 365 * 86400).default(86400),
