@@ -12,6 +12,10 @@ source "$(dirname "$0")/lib.sh"
 TASKS="${PREFIX}${REDIS_TASK_QUEUE:-uvr_tasks}"
 RESULTS="${PREFIX}${REDIS_RESULT_QUEUE:-uvr_results}"
 NEXT="${1:-10}"
+if ! [[ "$NEXT" =~ ^[0-9]+$ ]] || [ "$NEXT" -lt 1 ]; then
+  echo "❌ N must be a whole number of at least 1 (got \"$NEXT\")" >&2
+  exit 2
+fi
 require_redis
 echo "   ($HOST:$PORT, db $DB)"
 
@@ -61,12 +65,14 @@ fi
 
 echo
 echo "4) 接下来的任务 / next $NEXT tasks (ZRANGE $TASKS 0 $(( NEXT - 1 )) WITHSCORES)"
-mapfile -t next < <(rc ZRANGE "$TASKS" 0 $(( NEXT - 1 )) WITHSCORES)
+# redis-cli --raw prints one empty line for an empty reply: drop it, or an empty queue reads as one
+# half pair (id without score).
+mapfile -t next < <(rc ZRANGE "$TASKS" 0 $(( NEXT - 1 )) WITHSCORES | sed '/^$/d')
 if [ "${#next[@]}" -eq 0 ]; then
   echo "   (empty)"
 fi
 i=0
-while [ $i -lt ${#next[@]} ]; do
+while [ $(( i + 1 )) -lt ${#next[@]} ]; do
   id=${next[$i]}; score=${next[$((i + 1))]}
   mapfile -t f < <(rc HMGET "${PREFIX}task:$id" priority type created_at)
   waited=""

@@ -1,31 +1,54 @@
 // `pushline start`: the whole local stack in one command. Without a configured Redis it runs
-// its own redis-server (AOF on, data in .pushline/redis, port 6379 or a free one), then logic
-// and job as child processes with dev settings, prints where everything is, and on Ctrl-C
-// stops the children first (so in-flight tasks are handed back) and Redis last.
+// its own redis-server (AOF on, data in .pushline/redis, port 6379 or a free one), then two
+// comets, logic and job as child processes with dev settings, prints where everything is (and
+// writes it to .pushline/env for the CLI and scripts), and on Ctrl-C stops them one by one —
+// logic, job (in-flight tasks handed back), comets (clients get 1001) — and Redis last.
+//
+// Every child runs in a process group of its own, so a terminal's Ctrl-C (SIGINT to the whole
+// foreground group) reaches only this process, which then sends each child exactly one SIGTERM
+// in order. Children watch this process through an IPC channel and stop by themselves when it
+// dies without stopping them (src/cli/lifecycle.ts; the Redis guard in src/local/redis-server.ts).
 import { claimEarlySignals } from './early-signals.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Env } from '../config/schema.ts';
-import { apiCredentials, readEnvironment } from '../config/load.ts';
+import { apiCredentials, readEnvironment, webhookSecret } from '../config/load.ts';
 import { ensureRedisServer, freePort, isPortFree, startRedisServer, type RunningRedis } from '../local/redis-server.ts';
+import { removeStackFile, stackFilePath, writeStackFile } from '../local/stack-file.ts';
+import { useColour } from '../util/log.ts';
 import type { Logger } from '../util/log.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/pushline.js', import.meta.url));
+
+export interface CometPorts {
+  ws: number;
+  grpc: number;
+}
 
 export interface StackOptions {
   env: Env;
   log: Logger;
   logicPort: number;
   dataDir: string;
+  /** Preferred port of our own redis-server; a free one when taken; 0 = any free port. */
+  redisPort: number;
+  /** Preferred ports of each comet; each taken one is replaced by a free one; 0 = any free port. */
+  comets: CometPorts[];
+  /** Preferred port of the job's /metrics; 0 = any free port. */
+  jobMetricsPort: number;
 }
+
+export const DEFAULT_COMET_PORTS: CometPorts[] = [
+  { ws: 8082, grpc: 50051 },
+  { ws: 8083, grpc: 50052 },
+];
 
 interface Child {
   name: string;
   process: ChildProcess;
   exited: Promise<number | null>;
 }
-
 function prefixLines(name: string, stream: NodeJS.ReadableStream | null, out: NodeJS.WriteStream): void {
   if (!stream) return;
   let buffer = '';
@@ -41,11 +64,22 @@ function prefixLines(name: string, stream: NodeJS.ReadableStream | null, out: No
 }
 
 function spawnChild(name: string, args: string[], env: NodeJS.ProcessEnv): Child {
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // detached: a group of its own (see above); 'ipc': the channel the child watches us through.
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true });
   prefixLines(name, child.stdout, process.stdout);
   prefixLines(name, child.stderr, process.stderr);
   const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
   return { name, process: child, exited };
+}
+
+/** The preferred port when it is free, else (or for 0) one the system picks. */
+async function pick(port: number): Promise<number> {
+  return port !== 0 && (await isPortFree(port)) ? port : freePort();
+}
+
+/** Each child's longest orderly stop before it is killed: the job waits for its running tasks first. */
+function stopLimitMs(name: string, env: Env): number {
+  return name === 'job' ? env.JOB_SHUTDOWN_TIMEOUT_MS + 15_000 : 15_000;
 }
 
 export async function runLocalStack(options: StackOptions): Promise<void> {
@@ -58,9 +92,10 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
 
   if (!externalRedis) {
     const binary = ensureRedisServer((line) => log.info(line));
-    const port = (await isPortFree(6379)) ? 6379 : undefined;
+    const port = options.redisPort !== 0 && (await isPortFree(options.redisPort)) ? options.redisPort : undefined;
+    if (port === undefined && options.redisPort !== 0) log.warn(`port ${options.redisPort} is taken: our redis-server gets a free one (see the banner and ${stackFilePath(options.dataDir)})`);
     const dir = resolve(options.dataDir, 'redis');
-    redis = await startRedisServer({ dir, binary, appendonly: true, ...(port ? { port } : {}) });
+    redis = await startRedisServer({ dir, binary, appendonly: true, guarded: true, ...(port ? { port } : {}) });
     redisHost = '127.0.0.1';
     redisPort = redis.port;
     log.info(`started redis-server on 127.0.0.1:${redis.port} (AOF on, data in ${dir})`);
@@ -68,42 +103,57 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     log.info(`using the configured Redis (${raw.REDIS_URL ? 'REDIS_URL' : `${redisHost}:${redisPort}`})`);
   }
 
+  // Colours are decided here, where stdout may be a terminal; the children's stdout is our pipe.
+  const colour = useColour(env);
+  const comets: { name: string; ws: number; grpc: number }[] = [];
+  for (const [i, c] of options.comets.entries()) comets.push({ name: `comet${i + 1}`, ws: await pick(c.ws), grpc: await pick(c.grpc) });
+  const jobMetricsPort = await pick(options.jobMetricsPort);
+
   const devEnv: NodeJS.ProcessEnv = {
     ...process.env,
     PUSHLINE_DEV: 'true',
     LOG_PRETTY: raw.LOG_PRETTY ?? 'true',
+    FORCE_COLOR: colour ? '1' : '0',
     // Local receivers (http://localhost:...) are the usual webhook targets on a dev machine.
     WEBHOOK_ALLOW_PRIVATE: raw.WEBHOOK_ALLOW_PRIVATE ?? 'true',
     // ... and local file servers the usual audio sources (README: the seed request).
     AUDIO_ALLOW_PRIVATE: raw.AUDIO_ALLOW_PRIVATE ?? 'true',
     ...(externalRedis ? {} : { REDIS_HOST: redisHost, REDIS_PORT: String(redisPort) }),
     LOGIC_PORT: String(options.logicPort),
-    // Dev credentials must not be reachable from the network.
+    // Dev credentials must not be reachable from the network: everything on loopback.
     LOGIC_HOST: raw.LOGIC_HOST ?? '127.0.0.1',
+    JOB_METRICS_HOST: raw.JOB_METRICS_HOST ?? '127.0.0.1',
+    JOB_METRICS_PORT: String(jobMetricsPort),
   };
 
-  // Two comets on the seed's ports (8082/50051 and 8083/50052), or free ones when taken.
-  const pick = async (port: number) => ((await isPortFree(port)) ? port : freePort());
-  const comets: { name: string; ws: number; grpc: number }[] = [];
-  for (const [i, [ws, grpc]] of [[8082, 50051], [8083, 50052]].entries()) {
-    comets.push({ name: `comet${i + 1}`, ws: await pick(ws!), grpc: await pick(grpc!) });
-  }
-  const children = [
-    ...comets.map((c) =>
-      spawnChild(c.name, ['comet'], {
-        ...devEnv,
-        COMET_HOST: raw.COMET_HOST ?? '127.0.0.1',
-        COMET_WS_PORT: String(c.ws),
-        COMET_GRPC_PORT: String(c.grpc),
-        COMET_ID: `localhost:${c.grpc}`,
-        COMET_PUBLIC_URL: `ws://localhost:${c.ws}`,
-      }),
-    ),
-    spawnChild('logic', ['logic'], devEnv),
-    spawnChild('job', ['job'], devEnv),
-  ];
-  const credentials = apiCredentials({ ...env, PUSHLINE_DEV: true });
+  const cometChildren = comets.map((c) =>
+    spawnChild(c.name, ['comet'], {
+      ...devEnv,
+      COMET_HOST: raw.COMET_HOST ?? '127.0.0.1',
+      COMET_WS_PORT: String(c.ws),
+      COMET_GRPC_PORT: String(c.grpc),
+      COMET_ID: `localhost:${c.grpc}`,
+      COMET_PUBLIC_URL: `ws://localhost:${c.ws}`,
+    }),
+  );
+  const logic = spawnChild('logic', ['logic'], devEnv);
+  const job = spawnChild('job', ['job'], devEnv);
+  const children = [...cometChildren, logic, job];
+  // Where the CLI and scripts find this stack while it runs (the Redis port may not be 6379).
+  writeStackFile(options.dataDir, {
+    ...(externalRedis ? {} : { REDIS_HOST: redisHost, REDIS_PORT: redisPort }),
+    LOGIC_PORT: options.logicPort,
+    JOB_METRICS_PORT: jobMetricsPort,
+    ...Object.fromEntries(comets.flatMap((c, i) => [[`COMET${i + 1}_WS_PORT`, c.ws], [`COMET${i + 1}_GRPC_PORT`, c.grpc]])),
+  });
+
+  const devEnvParsed = { ...env, PUSHLINE_DEV: true };
+  const credentials = apiCredentials(devEnvParsed);
+  const secret = webhookSecret(devEnvParsed);
   const base = `http://localhost:${options.logicPort}`;
+  const user = `${credentials.username}:${credentials.password}`;
+  // The exact commands, with this stack's address: its Redis may not be on 6379.
+  const redisEnv = raw.REDIS_URL ? '' : `REDIS_HOST=${redisHost} REDIS_PORT=${redisPort} `;
   const banner = [
     '',
     'pushline local stack',
@@ -112,38 +162,60 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     `  demo       ${base}/   (pick a name and a room; open it in two tabs)`,
     `  dashboard  ${base}/dashboard   (user ${credentials.username}, password ${credentials.password})`,
     `  API docs   ${base}/docs`,
-    `  metrics    ${base}/metrics   (each comet: its ws port /metrics; job: JOB_METRICS_PORT, 9464)`,
-    `  redis      redis-cli -h ${redisHost} -p ${redisPort}${redis ? '   (AOF on)' : ''}`,
+    `  metrics    ${base}/metrics   job http://localhost:${jobMetricsPort}/metrics   each comet: its ws port /metrics`,
+    `  webhooks   signed with WEBHOOK_SECRET ${env.WEBHOOK_SECRET ? '(yours, from the environment)' : `"${secret}"`}: header X-Pushline-Signature: sha256=<HMAC-SHA256 of the body>`,
+    `  redis      ${raw.REDIS_URL ? '(REDIS_URL)' : `redis-cli -h ${redisHost} -p ${redisPort}`}${redis ? '   (AOF on)' : ''}`,
     ...comets.map((c) => `  ${c.name.padEnd(10)} ws://localhost:${c.ws}   gRPC localhost:${c.grpc}`),
-    `  token      curl -u ${credentials.username}:${credentials.password} -H 'Content-Type: application/json' -d '{"userId":"user_123","roomId":"video_123"}' ${base}/logic/token`,
-    `  send       curl -u ${credentials.username}:${credentials.password} -H 'Content-Type: application/json' \\`,
+    `  token      curl -u ${user} -H 'Content-Type: application/json' -d '{"userId":"user_123","roomId":"video_123"}' ${base}/logic/token`,
+    `  send       curl -u ${user} -H 'Content-Type: application/json' \\`,
     `               -d '{"roomId":"video_123","userId":123,"userName":"host","messages":[{"content":"hello"}]}' ${base}/logic/send`,
-    `  queue      npx pushline queue status   (or scripts/check_redis_queue.sh)`,
-    `  try        curl -u ${credentials.username}:${credentials.password} -H 'Content-Type: application/json' \\`,
+    `  queue      npx pushline queue status   or   ${redisEnv}./scripts/check_redis_queue.sh`,
+    `  test data  ${redisEnv}./scripts/setup_redis_test_data.sh   (then ${redisEnv}./scripts/check_redis_routing.sh)`,
+    `  try        curl -u ${user} -H 'Content-Type: application/json' \\`,
     `               -d '{"type":"echo","payload":{"hello":"world"},"priority":5}' ${base}/generate`,
-    '  stop       Ctrl-C',
+    `  stop       Ctrl-C   (${stackFilePath(options.dataDir)} lists these ports while the stack runs)`,
     '',
   ];
 
-  let shuttingDown = false;
+  let stopping = false;
+  // One orderly stop: logic (no new work), job (finishes or hands back its tasks, and may still
+  // push through the comets meanwhile), the comets (clients get 1001), Redis last. Each child
+  // gets exactly one SIGTERM, and the next one only once it has exited.
   const shutdown = async (code: number) => {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    log.info('stopping the local stack: job, logic and comets first, Redis last');
-    for (const c of children) if (c.process.exitCode === null) c.process.kill('SIGTERM');
-    const killer = setTimeout(() => children.forEach((c) => c.process.kill('SIGKILL')), 20_000);
-    await Promise.all(children.map((c) => c.exited));
-    clearTimeout(killer);
+    stopping = true;
+    log.info('stopping the local stack: logic, job, comets, then Redis');
+    for (const c of [logic, job, ...cometChildren]) {
+      if (c.process.exitCode === null && c.process.signalCode === null) c.process.kill('SIGTERM');
+      const killer = setTimeout(() => {
+        log.warn(`${c.name} did not stop within ${stopLimitMs(c.name, env)} ms: killing it`);
+        c.process.kill('SIGKILL');
+      }, stopLimitMs(c.name, env));
+      await c.exited;
+      clearTimeout(killer);
+    }
     if (redis) await redis.stop();
+    removeStackFile(options.dataDir);
     log.info('stopped');
     process.exit(code);
   };
-  process.on('SIGINT', () => void shutdown(0));
-  process.on('SIGTERM', () => void shutdown(0));
-  if (claimEarlySignals()) void shutdown(0);
+  // A second Ctrl-C from the user means "now": kill the children, stop Redis (SIGTERM flushes
+  // its AOF in a moment), exit. Only the user's signals count: the children are in groups of
+  // their own and never send us anything.
+  const hardStop = async (signal: NodeJS.Signals) => {
+    log.warn(`${signal} again: killing the stack now`);
+    for (const c of children) c.process.kill('SIGKILL');
+    if (redis) await redis.stop();
+    removeStackFile(options.dataDir);
+    process.exit(130);
+  };
+  const onSignal = (signal: NodeJS.Signals) => void (stopping ? hardStop(signal) : shutdown(0));
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const early = claimEarlySignals();
+  if (early) onSignal(early);
   for (const c of children) {
     c.exited.then((code) => {
-      if (!shuttingDown) {
+      if (!stopping) {
         log.error(`${c.name} exited unexpectedly (code ${code}); stopping the stack`);
         void shutdown(1);
       }
@@ -151,7 +223,7 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
   }
   // The banner comes once logic answers, so the URLs it prints work when they are read.
   const deadline = Date.now() + 30_000;
-  while (!shuttingDown && Date.now() < deadline) {
+  while (!stopping && Date.now() < deadline) {
     try {
       const res = await fetch(`${base}/health`);
       if (res.status === 200) break;
@@ -160,5 +232,5 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  if (!shuttingDown) process.stdout.write(banner.join('\n') + '\n');
+  if (!stopping) process.stdout.write(banner.join('\n') + '\n');
 }

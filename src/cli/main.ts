@@ -5,7 +5,8 @@ import { exitOnConfigError, loadEnv, readEnvironment } from '../config/load.ts';
 import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
 import { createRedis, describeTarget, redisTarget } from '../redis/connect.ts';
 import { TaskQueue } from '../queue/task-queue.ts';
-import { createLogger } from '../util/log.ts';
+import { createLogger, useColour } from '../util/log.ts';
+import { withLocalStack } from '../local/stack-file.ts';
 import { stopOnSignals } from './lifecycle.ts';
 
 function intOption(name: string, min: number, max: number) {
@@ -16,9 +17,13 @@ function intOption(name: string, min: number, max: number) {
   };
 }
 
-/** Env from .env and the environment, with command-line flags taking precedence. */
-function env(overrides: Record<string, string | number | undefined> = {}): Env {
-  const raw = readEnvironment();
+/**
+ * Env from .env and the environment, with command-line flags taking precedence. `findStack`:
+ * a tool that inspects "the" Redis follows a running `pushline start` (.pushline/env) unless the
+ * environment names a Redis itself.
+ */
+function env(overrides: Record<string, string | number | undefined> = {}, findStack = false): Env {
+  const raw = findStack ? withLocalStack(readEnvironment()) : readEnvironment();
   for (const [k, v] of Object.entries(overrides)) if (v !== undefined) raw[k] = String(v);
   try {
     return loadEnv(raw);
@@ -28,22 +33,49 @@ function env(overrides: Record<string, string | number | undefined> = {}): Env {
 }
 
 function logger(e: Env, name: string) {
-  return createLogger({ name, level: e.LOG_LEVEL, pretty: e.LOG_PRETTY });
+  return createLogger({ name, level: e.LOG_LEVEL, pretty: e.LOG_PRETTY, colour: useColour(e) });
 }
 
 const program = new Command('pushline')
   .description('Real-time push and task pipeline on Redis: logic (HTTP API), job (workers), local stack and tools.')
   .showHelpAfterError();
 
+/** `8082:50051,8083:50052`: WebSocket and gRPC port of each comet. */
+function cometPortsOption(value: string) {
+  const comets = value.split(',').map((pair) => {
+    const m = /^(\d+):(\d+)$/.exec(pair.trim());
+    const ws = Number(m?.[1]);
+    const grpc = Number(m?.[2]);
+    if (!m || ws > 65535 || grpc > 65535) throw new InvalidArgumentError(`--comet-ports takes ws:grpc pairs separated by commas, like 8082:50051,8083:50052 (0 = any free port); got "${pair}"`);
+    return { ws, grpc };
+  });
+  if (comets.length > 16) throw new InvalidArgumentError('--comet-ports: at most 16 comets');
+  return comets;
+}
+
 program
   .command('start')
-  .description('run the whole local stack: redis-server (when none is configured), logic and job')
+  .description(
+    'run the whole local stack on loopback: redis-server (when none is configured), two comets, logic and job, in dev mode;\n' +
+      'a taken port is replaced by a free one, and the banner and <data-dir>/env say which ones were used',
+  )
   .option('--port <port>', 'logic HTTP port', intOption('--port', 1, 65535), 8090)
-  .option('--data-dir <dir>', 'where the local redis-server keeps its AOF', '.pushline')
-  .action(async (opts: { port: number; dataDir: string }) => {
-    const { runLocalStack } = await import('./local-stack.ts');
+  .option('--redis-port <port>', "port of the stack's own redis-server (0 = any free port)", intOption('--redis-port', 0, 65535), 6379)
+  .option('--comet-ports <ws:grpc,...>', 'WebSocket:gRPC ports of each comet (0 = any free port) (default: "8082:50051,8083:50052")', cometPortsOption)
+  .option('--job-metrics-port <port>', "job's /metrics port (env JOB_METRICS_PORT, default 9464; 0 = any free port)", intOption('--job-metrics-port', 0, 65535))
+  .option('--data-dir <dir>', 'where the local redis-server keeps its AOF and the stack writes env (env PUSHLINE_STATE_DIR)')
+  .action(async (opts: { port: number; redisPort: number; cometPorts?: { ws: number; grpc: number }[]; jobMetricsPort?: number; dataDir?: string }) => {
+    const { runLocalStack, DEFAULT_COMET_PORTS } = await import('./local-stack.ts');
     const e = env({ LOG_PRETTY: 'true' });
-    await runLocalStack({ env: e, log: logger(e, 'start'), logicPort: opts.port, dataDir: opts.dataDir });
+    await runLocalStack({
+      env: e,
+      log: logger(e, 'start'),
+      logicPort: opts.port,
+      dataDir: opts.dataDir ?? e.PUSHLINE_STATE_DIR,
+      redisPort: opts.redisPort,
+      comets: opts.cometPorts ?? DEFAULT_COMET_PORTS,
+      jobMetricsPort: opts.jobMetricsPort ?? e.JOB_METRICS_PORT ?? 9464,
+    });
   });
 
 /**
@@ -128,7 +160,7 @@ program
 const queueCommand = program.command('queue').description('inspect and manage the task queue');
 
 async function withQueue<T>(fn: (queue: TaskQueue, target: string) => Promise<T>): Promise<T> {
-  const e = env();
+  const e = env({}, true);
   const target = redisTarget(e);
   const redis = createRedis(target, 'api', 'pushline-cli');
   redis.on('error', () => {});

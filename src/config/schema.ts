@@ -34,6 +34,11 @@ export const envSchema = z.object({
   PUSHLINE_DEV: bool.default(false),
   LOG_LEVEL: logLevel.default('info'),
   LOG_PRETTY: bool.default(false),
+  /** Colours in pretty logs: only on a terminal, never with NO_COLOR (no-color.org), always with FORCE_COLOR≠0. */
+  NO_COLOR: z.string().optional(),
+  FORCE_COLOR: z.string().optional(),
+  /** Data folder of the local stack (`pushline start`, start_local.sh); its `env` file says where the stack's Redis is. */
+  PUSHLINE_STATE_DIR: z.string().trim().min(1).default('.pushline'),
 
   REDIS_URL: z
     .string()

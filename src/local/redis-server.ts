@@ -87,7 +87,27 @@ export interface RedisServerOptions {
   binary?: string;
   /** Where redis-server's own log goes; inherited stdio would interleave with ours. */
   stdio?: 'ignore' | 'inherit' | 'pipe';
+  /**
+   * Run it in a process group of its own behind a small guard (the local stack): a terminal's
+   * Ctrl-C then reaches only our process, which stops Redis last, after the processes that still
+   * write to it; and when our process dies without stopping it (SIGKILL), the guard sees its IPC
+   * channel close and stops Redis instead of leaving it running.
+   */
+  guarded?: boolean;
 }
+
+// The guard: plain JavaScript run by node itself, so it starts in milliseconds. It passes a
+// SIGTERM on, stops Redis when its parent goes away, and exits with Redis.
+const GUARD = `
+const { spawn } = require('node:child_process');
+const [binary, ...args] = process.argv.slice(1);
+const redis = spawn(binary, args, { stdio: 'ignore' });
+const stop = () => redis.kill('SIGTERM');
+process.on('SIGTERM', stop);
+process.on('SIGINT', () => {});
+process.on('disconnect', stop);
+redis.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+`;
 
 export interface RunningRedis {
   readonly host: string;
@@ -128,21 +148,26 @@ async function launch(binary: string, port: number, options: RedisServerOptions)
     '--appendfsync', 'everysec',
     '--protected-mode', 'yes',
   ];
-  const child = spawn(binary, args, { stdio: options.stdio ?? 'ignore' });
+  const child = options.guarded
+    ? spawn(process.execPath, ['-e', GUARD, binary, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], detached: true })
+    : spawn(binary, args, { stdio: options.stdio ?? 'ignore' });
   let exited = false;
   const exitPromise = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
   const deadline = Date.now() + 15_000;
   while (!(await pingRedis(port, host))) {
     if (exited) throw new Error(`redis-server exited while starting on port ${port}`);
     if (Date.now() > deadline) {
-      child.kill('SIGKILL');
+      if (options.guarded) process.kill(-child.pid!, 'SIGKILL');
+      else child.kill('SIGKILL');
       throw new Error(`redis-server did not answer PING on port ${port} within 15 s`);
     }
     await new Promise((r) => setTimeout(r, 25));
   }
   const waitExit = async (signal: NodeJS.Signals) => {
     if (exited) return;
-    child.kill(signal);
+    // A guarded Redis is the guard's child in the guard's own group: SIGKILL goes to both.
+    if (options.guarded && signal === 'SIGKILL') process.kill(-child.pid!, signal);
+    else child.kill(signal);
     await exitPromise;
   };
   return {

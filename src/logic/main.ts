@@ -50,6 +50,8 @@ export async function startLogic(env: Env, log: Logger, listen: { host?: string;
     tokenTtlSeconds: env.TOKEN_TTL_SECONDS,
     cometAliveMs: env.COMET_DEAD_AFTER_MS,
     audioWorkDir: env.AUDIO_WORK_DIR,
+    // The demo page's "pick a name and a room" token helper exists only in dev mode.
+    devMode: env.PUSHLINE_DEV,
   });
   if (!env.AUTH_SECRET && !env.PUSHLINE_DEV) log.warn('AUTH_SECRET is not set: POST /logic/token answers 503 until it is');
   const url = await app.listen({ host: listen.host ?? env.LOGIC_HOST, port: listen.port ?? env.LOGIC_PORT });

@@ -36,6 +36,16 @@ export function webhookBody(hash: TaskHash) {
   };
 }
 
+/**
+ * What the task was asked to do. An audio task keeps its URL in the `audio` field rather than in
+ * payload (logic stores it once); shown as payload too, so the view never says `payload: null`
+ * for a task that was given a URL.
+ */
+function requested(hash: TaskHash): unknown {
+  if (hash.payload !== undefined) return json(hash.payload);
+  return hash.audio ? { audio: hash.audio } : null;
+}
+
 /** GET /tasks/:id */
 export function taskView(hash: TaskHash) {
   return {
@@ -44,7 +54,8 @@ export function taskView(hash: TaskHash) {
     status: hash.status ?? '',
     priority: int(hash.priority),
     attempts: int(hash.attempts),
-    payload: json(hash.payload),
+    ...(hash.audio ? { audio: hash.audio } : {}),
+    payload: requested(hash),
     result: json(hash.result),
     error: hash.error ?? null,
     hook_url: hash.hook_url ?? null,

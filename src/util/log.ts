@@ -1,6 +1,7 @@
 // Structured logs (pino). Every process gets one root logger from its composition root;
 // modules take a child with their own bindings instead of importing a global.
 import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -9,15 +10,29 @@ export interface LogOptions {
   name: string;
   /** Human-friendly lines (pushline start, a TTY); JSON otherwise. */
   pretty?: boolean;
+  /** ANSI colours in pretty lines; see useColour. */
+  colour?: boolean;
+}
+
+/**
+ * Colours only where someone looks at them: a terminal. A pipe, a file or a log collector gets
+ * plain text. NO_COLOR (any non-empty value, no-color.org) turns them off, FORCE_COLOR on
+ * (0 off), the usual conventions; `pushline start` uses FORCE_COLOR to pass its decision to its
+ * children, whose stdout is always a pipe.
+ */
+export function useColour(env: { NO_COLOR?: string | undefined; FORCE_COLOR?: string | undefined }, stream: { isTTY?: boolean } = process.stdout): boolean {
+  if (env.NO_COLOR) return false;
+  if (env.FORCE_COLOR !== undefined) return env.FORCE_COLOR !== '0' && env.FORCE_COLOR !== 'false';
+  return stream.isTTY === true;
 }
 
 export function createLogger(options: LogOptions): Logger {
   if (options.pretty) {
-    return pino({
-      name: options.name,
-      level: options.level,
-      transport: { target: 'pino-pretty', options: { colorize: true, singleLine: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } },
-    });
+    // In this thread, not as a worker transport: when `pushline start` dies and our stdout pipe
+    // breaks, pino-pretty drops lines (EPIPE) and the orderly stop goes on; a worker transport
+    // made process.exit wait forever for a flush that could not happen.
+    const stream = pretty({ colorize: options.colour ?? false, singleLine: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', sync: true });
+    return pino({ name: options.name, level: options.level }, stream);
   }
   return pino({ name: options.name, level: options.level });
 }

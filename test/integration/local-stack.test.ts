@@ -1,0 +1,157 @@
+// `pushline start` the way people meet it: Ctrl-C in a terminal (SIGINT to the whole process
+// group), a supervisor that is killed, a Redis port that a stranger already holds, and what the
+// banner and logs say.
+import { execFile } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEV_AUTH_SECRET } from '../../src/config/schema.ts';
+import { pingRedis, startRedisServer } from '../../src/local/redis-server.ts';
+import { BIN } from '../helpers/processes.ts';
+import { listenAddress, startLocalStack, type LocalStack } from '../helpers/local-stack.ts';
+import { startTestRedis } from '../helpers/redis.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { connectClient } from '../helpers/ws.ts';
+import { Redis } from 'ioredis';
+
+const run = promisify(execFile);
+const script = (name: string) => fileURLToPath(new URL(`../../scripts/${name}`, import.meta.url));
+const auth = `Basic ${Buffer.from('admin:password').toString('base64')}`;
+
+const started: LocalStack[] = [];
+afterEach(async () => {
+  for (const s of started.splice(0)) {
+    if (s.child.exitCode === null) {
+      try {
+        process.kill(-s.child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(s.cwd, { recursive: true, force: true });
+  }
+});
+
+async function stack(options: Parameters<typeof startLocalStack>[0] = {}): Promise<LocalStack> {
+  const s = await startLocalStack(options);
+  started.push(s);
+  return s;
+}
+
+async function post(s: LocalStack, body: unknown): Promise<string> {
+  const res = await fetch(`${s.logicUrl}/generate`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  expect(res.status).toBe(202);
+  return ((await res.json()) as { task_id: string }).task_id;
+}
+
+async function taskStatus(s: LocalStack, id: string): Promise<string> {
+  const res = await fetch(`${s.logicUrl}/tasks/${id}`, { headers: { authorization: auth } });
+  return ((await res.json()) as { status: string }).status;
+}
+
+/** Every port of the stack closed: nothing of it is left running. */
+async function allGone(s: LocalStack): Promise<void> {
+  const ports = [Number(new URL(s.logicUrl).port), s.redisPort, s.jobMetricsPort, ...s.comets.flatMap((c) => [c.ws, c.grpc])];
+  await waitFor(() => ports.every((p) => listenAddress(p) === null), `every port of the stack closed (${ports.join(', ')})`, 30_000, 100);
+  expect(await pingRedis(s.redisPort)).toBe(false);
+}
+
+describe('pushline start: Ctrl-C', () => {
+  it('SIGINT to the whole process group stops every process once, in order: the task is handed back, clients get 1001', async () => {
+    // A short shutdown wait: the running task is handed back instead of finished.
+    const s = await stack({ env: { JOB_SHUTDOWN_TIMEOUT_MS: '300' } });
+    const client = await connectClient(s.comets[0]!.ws, DEV_AUTH_SECRET, 'ctrl_c_user', 'ctrl_c_room');
+    const id = await post(s, { type: 'echo', payload: { delay_ms: 60_000 }, priority: 5 });
+    await waitFor(async () => (await taskStatus(s, id)) === 'processing', 'the task running');
+
+    process.kill(-s.child.pid!, 'SIGINT');
+    expect(await s.exited).toBe(0);
+    expect(await client.closed).toBe(1001);
+    const out = s.output();
+    expect(out).not.toContain('again: exiting now');
+    expect(out).not.toContain('again: killing');
+    expect(out).toMatch(/\[job\].*SIGTERM received: shutting down/);
+    expect(out).not.toMatch(/\[(job|logic|comet\d)\].*SIGINT/);
+    await allGone(s);
+    expect(existsSync(join(s.cwd, '.pushline/env'))).toBe(false);
+
+    // The task is back in line, its attempt not spent (Redis's AOF says so).
+    const redis = await startRedisServer({ dir: join(s.cwd, '.pushline/redis') });
+    const check = new Redis({ port: redis.port, host: '127.0.0.1', lazyConnect: true });
+    try {
+      await check.connect();
+      expect(await check.hmget(`task:${id}`, 'status', 'attempts')).toEqual(['queued', '0']);
+      expect(await check.zscore('uvr_tasks', id)).not.toBeNull();
+    } finally {
+      check.disconnect();
+      await redis.stop();
+    }
+  });
+
+  it('a killed supervisor leaves no process behind', async () => {
+    const s = await stack();
+    process.kill(s.child.pid!, 'SIGKILL');
+    await allGone(s);
+  });
+});
+
+describe('pushline start: a stranger on the Redis port', () => {
+  it('moves its Redis elsewhere, and the banner, the CLI and the scripts talk to it, not to the stranger', async () => {
+    const stranger = await startTestRedis();
+    const strangerClient = stranger.client();
+    try {
+      const s = await stack({ args: ['--redis-port', String(stranger.port)] });
+      expect(s.redisPort).not.toBe(stranger.port);
+      const out = s.output();
+      expect(out).toContain(`redis-cli -h 127.0.0.1 -p ${s.redisPort}`);
+      expect(out).toContain(`REDIS_HOST=127.0.0.1 REDIS_PORT=${s.redisPort} ./scripts/check_redis_queue.sh`);
+      expect(out).toContain(`REDIS_HOST=127.0.0.1 REDIS_PORT=${s.redisPort} ./scripts/setup_redis_test_data.sh`);
+
+      // Run in the stack's folder with no REDIS_* in the environment, as typed in a terminal.
+      const opts = { env: s.toolEnv, cwd: s.cwd };
+      const setup = await run('bash', [script('setup_redis_test_data.sh')], opts);
+      expect(setup.stdout).toContain('房间 video_123 的连接数: 4');
+      const status = await run(process.execPath, [BIN, 'queue', 'status'], opts);
+      expect(status.stdout).toContain(`Redis 127.0.0.1:${s.redisPort}/0`);
+      const queue = await run('bash', [script('check_redis_queue.sh')], opts);
+      expect(queue.stdout).toContain(`(127.0.0.1:${s.redisPort}, db 0)`);
+      const routing = await run('bash', [script('check_redis_routing.sh')], opts);
+      expect(routing.stdout).toContain('总连接数: 4');
+      expect(await strangerClient.dbsize()).toBe(0);
+
+      // An explicit REDIS_PORT still wins.
+      const explicit = await run(process.execPath, [BIN, 'queue', 'status'], { ...opts, env: { ...s.toolEnv, REDIS_HOST: '127.0.0.1', REDIS_PORT: String(stranger.port) } });
+      expect(explicit.stdout).toContain(`Redis 127.0.0.1:${stranger.port}/0`);
+
+      process.kill(-s.child.pid!, 'SIGINT');
+      expect(await s.exited).toBe(0);
+      expect(existsSync(join(s.cwd, '.pushline/env'))).toBe(false);
+    } finally {
+      await stranger.close();
+    }
+  });
+});
+
+describe('pushline start: first contact', () => {
+  it('plain logs on a pipe, the dev webhook secret in the banner, job metrics on loopback, comets in --help', async () => {
+    const s = await stack();
+    const out = s.output();
+    expect(out).not.toContain('\x1b[');
+    expect(out).toContain('"pushline-dev-webhook-secret"');
+    expect(out).toContain(`job http://localhost:${s.jobMetricsPort}/metrics`);
+    expect(listenAddress(s.jobMetricsPort)).toBe('127.0.0.1');
+    expect((await fetch(`http://127.0.0.1:${s.jobMetricsPort}/metrics`)).status).toBe(200);
+    // The demo page's token helper answers: dev mode reaches logic.
+    const mode = (await (await fetch(`${s.logicUrl}/demo/api/mode`)).json()) as { dev: boolean };
+    expect(mode.dev).toBe(true);
+    process.kill(-s.child.pid!, 'SIGINT');
+    expect(await s.exited).toBe(0);
+
+    const help = await run(process.execPath, [BIN, 'start', '--help'], { env: s.toolEnv });
+    expect(help.stdout).toContain('two comets');
+    expect(help.stdout).toContain('--comet-ports');
+    expect(help.stdout).toContain('--redis-port');
+  });
+});
