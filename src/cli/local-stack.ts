@@ -3,6 +3,7 @@
 // and job as child processes with dev settings, prints where everything is, and on Ctrl-C
 // stops the children first (so in-flight tasks are handed back) and Redis last.
 import { claimEarlySignals } from './early-signals.ts';
+import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,6 +81,8 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     LOGIC_PORT: String(options.logicPort),
     // Dev credentials must not be reachable from the network.
     LOGIC_HOST: raw.LOGIC_HOST ?? '127.0.0.1',
+    // One fresh token per run, shared by the comets and job: never the published dev token.
+    COMET_GRPC_TOKEN: raw.COMET_GRPC_TOKEN || randomBytes(24).toString('base64url'),
   };
 
   // Two comets on the seed's ports (8082/50051 and 8083/50052), or free ones when taken.
