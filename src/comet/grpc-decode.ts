@@ -49,10 +49,10 @@ function firstNonUtf8String(type: protobuf.Type, reader: protobuf.Reader, end: n
  */
 export function withExplainedDecoding(service: grpc.ServiceDefinition, root: protobuf.Root): grpc.ServiceDefinition {
   const wrapped: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  root.resolveAll();
   for (const [name, method] of Object.entries(service)) {
     // path is /<package>.<Service>/<Method>
     const [, serviceName, methodName] = method.path.split('/');
-    root.resolveAll();
     const type = root.lookupService(serviceName!).methods[methodName!]?.resolvedRequestType ?? null;
     const typeName = type?.name;
     const decode = method.requestDeserialize;

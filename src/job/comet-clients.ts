@@ -101,13 +101,16 @@ export class CometClients {
     this.flushScheduled = false;
     const batches = [...this.roomBatches.values()];
     this.roomBatches.clear();
-    for (const { cometId, roomId, waiting } of batches) {
-      for (const part of this.callSized(waiting)) {
-        this.call<{ delivered: number }>(cometId, 'BroadcastRoom', (s, o, cb) => s.BroadcastRoom({ roomId, protos: part.map((w) => w.proto) }, o, cb)).then(
-          (reply) => part.forEach((w) => w.resolve(reply)),
-          (err) => part.forEach((w) => w.reject(err)),
-        );
-      }
+    for (const { cometId, roomId, waiting } of batches) void this.sendInOrder(cometId, roomId, this.callSized(waiting));
+  }
+
+  /** A room's messages keep their order on the comet: a batch split in parts sends them one after another. */
+  private async sendInOrder(cometId: string, roomId: string, parts: Waiting[][]): Promise<void> {
+    for (const part of parts) {
+      await this.call<{ delivered: number }>(cometId, 'BroadcastRoom', (s, o, cb) => s.BroadcastRoom({ roomId, protos: part.map((w) => w.proto) }, o, cb)).then(
+        (reply) => part.forEach((w) => w.resolve(reply)),
+        (err) => part.forEach((w) => w.reject(err)),
+      );
     }
   }
 

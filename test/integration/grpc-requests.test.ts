@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMET_PROTO } from '../../src/comet/grpc-server.ts';
+import { CometClients } from '../../src/job/comet-clients.ts';
 import { STACK_GRPC_TOKEN, startPushStack, type PushStack } from '../helpers/stack.ts';
 import { serverMessages } from '../helpers/ws.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -74,5 +75,18 @@ describe('gRPC request validation', () => {
   it('refuses a request over COMET_GRPC_MAX_MESSAGE_BYTES with RESOURCE_EXHAUSTED', async () => {
     const big = encode(BroadcastRoomReq, { roomId: 'room_big', proto: { ver: 1, op: 4, seq: 0, body: Buffer.alloc(300 * 1024, 0x61) } });
     await expect(send('BroadcastRoom', big)).rejects.toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
+  });
+
+  it("job splits a room batch that would exceed the comets' limit into calls that fit", async () => {
+    const viewer = await stack.connect(stack.comets[0]!, 'batch_viewer', 'room_batch');
+    const clients = new CometClients({ deadlineMs: 5000, token: STACK_GRPC_TOKEN, maxMessageBytes: 256 * 1024 });
+    const filler = 'b'.repeat(60 * 1024);
+    // Sent in one event-loop turn: one batch of 300 KB, more than one call may carry.
+    const sent = Array.from({ length: 5 }, (_, i) => clients.broadcastRoom(stack.comets[0]!.cometId, 'room_batch', proto(`${i}${filler}`)));
+    expect(await Promise.all(sent)).toHaveLength(5);
+    await waitFor(() => serverMessages(viewer).length === 5, 'all five messages');
+    expect(serverMessages(viewer).map((m) => String(m.content).charAt(0))).toEqual(['0', '1', '2', '3', '4']);
+    clients.close();
+    viewer.ws.close();
   });
 });
