@@ -10,7 +10,7 @@ if ! command -v docker >/dev/null 2>&1; then
   exit 1
 fi
 if [ ! -f .env ] && [ -z "${API_PASSWORD:-}" ]; then
-  echo "❌ no .env: cp .env.example .env and set API_USERNAME, API_PASSWORD, WEBHOOK_SECRET and AUTH_SECRET" >&2
+  echo "❌ no .env: cp .env.example .env and set API_USERNAME, API_PASSWORD, WEBHOOK_SECRET, AUTH_SECRET and COMET_GRPC_TOKEN" >&2
   exit 1
 fi
 docker compose up -d --build "$@"

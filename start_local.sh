@@ -33,6 +33,12 @@ if [ -z "${API_USERNAME:-}" ] || [ -z "${API_PASSWORD:-}" ] || [ -z "${WEBHOOK_S
   echo "⚠️  API_USERNAME/API_PASSWORD/WEBHOOK_SECRET/AUTH_SECRET not all set: dev mode (admin/password)"
 fi
 
+# Comets refuse gRPC calls without this token; job sends it. A fresh one per run unless set.
+if [ -z "${COMET_GRPC_TOKEN:-}" ]; then
+  COMET_GRPC_TOKEN="$(node -e "process.stdout.write(require('crypto').randomBytes(24).toString('base64url'))")"
+fi
+export COMET_GRPC_TOKEN
+
 # Redis: ours, with AOF, unless REDIS_HOST points elsewhere or one already answers there.
 if [ "$REDIS_HOST" = "127.0.0.1" ] || [ "$REDIS_HOST" = "localhost" ]; then
   if redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping >/dev/null 2>&1; then

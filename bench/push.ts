@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import WebSocket from 'ws';
 import { signConnectionToken } from '../src/auth/token.ts';
+import { DEV_COMET_GRPC_TOKEN } from '../src/config/schema.ts';
 import { CometClients } from '../src/job/comet-clients.ts';
 import { freePort, startRedisServer } from '../src/local/redis-server.ts';
 import { describeLoopback, measureLoopback } from './lib/loopback-rtt.ts';
@@ -234,7 +235,7 @@ async function phaseFanout(): Promise<void> {
   };
   log(`  after a full GC: RSS ${fmtInt(perConnGc.rss)} B, JS heap ${fmtInt(perConnGc.heap)} B, buffers ${fmtInt(perConnGc.external)} B per connection`);
 
-  const rpc = new CometClients(30_000);
+  const rpc = new CometClients({ deadlineMs: 30_000, token: DEV_COMET_GRPC_TOKEN }); // the comet runs with PUSHLINE_DEV
   cleanup.add('close gRPC channel', () => rpc.close());
   const body = (id: string) => ({ ver: 1, op: 4, seq: 0, body: Buffer.from(JSON.stringify({ id, text: 'hello room' })) });
   let notDelivered = 0;

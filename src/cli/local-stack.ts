@@ -9,6 +9,7 @@
 // in order. Children watch this process through an IPC channel and stop by themselves when it
 // dies without stopping them (src/cli/lifecycle.ts; the Redis guard in src/local/redis-server.ts).
 import { claimEarlySignals } from './early-signals.ts';
+import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -124,6 +125,8 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     LOGIC_HOST: raw.LOGIC_HOST ?? '127.0.0.1',
     JOB_METRICS_HOST: raw.JOB_METRICS_HOST ?? '127.0.0.1',
     JOB_METRICS_PORT: String(jobMetricsPort),
+    // One fresh token per run, shared by the comets and job: never the published dev token.
+    COMET_GRPC_TOKEN: raw.COMET_GRPC_TOKEN || randomBytes(24).toString('base64url'),
   };
 
   const cometChildren = comets.map((c) =>

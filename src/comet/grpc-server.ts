@@ -1,10 +1,17 @@
 // The comet's gRPC server (proto/comet.proto), called by job: one call per comet node per
 // message. Types come from the proto file, loaded at start-up; server reflection is on so
-// grpcurl works without the proto. Bad requests get INVALID_ARGUMENT naming the field.
+// grpcurl works without the proto. Every call needs the bearer token (grpc-auth.ts); bad
+// requests (undecodable, non-UTF-8 strings, ids outside the id rule) get INVALID_ARGUMENT
+// naming the field.
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
+import protobuf from 'protobufjs';
+import { identifierProblem } from '../routing/ids.ts';
+import { requireBearerToken } from './grpc-auth.ts';
+import { isUndecodable, withExplainedDecoding } from './grpc-decode.ts';
+import { reflectionDefinition } from './reflection-descriptor.ts';
 import type { Logger } from '../util/log.ts';
 import { serverMessageFrame, type ServerMessage } from './frames.ts';
 import type { GrpcObserver } from '../metrics/common.ts';
@@ -36,16 +43,28 @@ function frameOf(proto: ProtoMsg | null | undefined): ServerMessage | { error: s
   return serverMessageFrame(proto.body);
 }
 
-export function createCometGrpcServer(hub: Hub, log: Logger, observe?: GrpcObserver): grpc.Server {
+export interface CometGrpcOptions {
+  /** COMET_GRPC_TOKEN: calls without `authorization: Bearer <token>` get UNAUTHENTICATED. */
+  token: string;
+  /** COMET_GRPC_MAX_MESSAGE_BYTES: larger requests get RESOURCE_EXHAUSTED from grpc-js. */
+  maxMessageBytes: number;
+}
+
+export function createCometGrpcServer(hub: Hub, log: Logger, options: CometGrpcOptions, observe?: GrpcObserver): grpc.Server {
   const definition = loadCometDefinition();
   const pkg = grpc.loadPackageDefinition(definition) as unknown as {
     ChatRoom: { Comet: { Comet: grpc.ServiceClientConstructor } };
   };
-  const server = new grpc.Server();
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': options.maxMessageBytes,
+    interceptors: [requireBearerToken(options.token, (method, why) => log.warn({ method }, `refused an unauthenticated gRPC call: ${why}`))],
+  });
 
   const BroadcastRoom: Unary<{ roomId: string; proto: ProtoMsg | null; protos: ProtoMsg[] }, { delivered: number }> = (call, callback) => {
     const { roomId, proto, protos } = call.request;
     if (!roomId) return invalid(callback, 'roomId is required');
+    const badRoom = identifierProblem(roomId, 'roomId');
+    if (badRoom) return invalid(callback, badRoom);
     const all = [...(proto ? [proto] : []), ...(protos ?? [])];
     if (all.length === 0) return invalid(callback, 'proto is required');
     const messages: ServerMessage[] = [];
@@ -62,6 +81,10 @@ export function createCometGrpcServer(hub: Hub, log: Logger, observe?: GrpcObser
   const PushMsg: Unary<{ keys: string[]; proto: ProtoMsg | null }, { delivered: number; missing: string[] }> = (call, callback) => {
     const { keys, proto } = call.request;
     if (!keys || keys.length === 0) return invalid(callback, 'keys must list at least one connection id');
+    for (const [i, key] of keys.entries()) {
+      const badKey = identifierProblem(key, `keys[${i}]`);
+      if (badKey) return invalid(callback, badKey);
+    }
     const message = frameOf(proto);
     if ('error' in message) return invalid(callback, message.error);
     callback(null, hub.pushTo(keys, message));
@@ -77,9 +100,13 @@ export function createCometGrpcServer(hub: Hub, log: Logger, observe?: GrpcObser
     callback(null, { rooms: Object.fromEntries([...hub.rooms.keys()].map((r) => [r, true])) });
   };
 
+  // A request the deserializer could not make sense of never reaches the handlers.
+  const decoded = <Req, Res>(handler: Unary<Req, Res>): Unary<Req, Res> => (call, callback) =>
+    isUndecodable(call.request) ? invalid(callback, call.request.undecodable) : handler(call, callback);
   // Every call is counted (grpc_calls_total) with its outcome; the handlers answer synchronously.
-  const timed = <Req, Res>(name: string, handler: Unary<Req, Res>): Unary<Req, Res> =>
-    observe
+  const timed = <Req, Res>(name: string, unguarded: Unary<Req, Res>): Unary<Req, Res> => {
+    const handler = decoded(unguarded);
+    return observe
       ? (call, callback) => {
           const started = performance.now();
           handler(call, (err, res) => {
@@ -88,19 +115,21 @@ export function createCometGrpcServer(hub: Hub, log: Logger, observe?: GrpcObser
           });
         }
       : handler;
-  server.addService(pkg.ChatRoom.Comet.Comet.service, {
+  };
+  const service = withExplainedDecoding(pkg.ChatRoom.Comet.Comet.service, protobuf.loadSync(COMET_PROTO));
+  server.addService(service, {
     BroadcastRoom: timed('BroadcastRoom', BroadcastRoom),
     PushMsg: timed('PushMsg', PushMsg),
     Broadcast: timed('Broadcast', Broadcast),
     Rooms: timed('Rooms', Rooms),
   });
-  new ReflectionService(definition).addToServer(server);
+  new ReflectionService(reflectionDefinition(definition)).addToServer(server);
   log.debug('gRPC service ChatRoom.Comet.Comet registered with reflection');
   return server;
 }
 
-export function bindGrpc(server: grpc.Server, host: string, port: number): Promise<number> {
+export function bindGrpc(server: grpc.Server, host: string, port: number, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    server.bindAsync(`${host}:${port}`, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
   });
 }

@@ -2,11 +2,12 @@
 // → hub → WebSocket server → gRPC server → heartbeat; on stop, the reverse order.
 import type { AddressInfo } from 'node:net';
 import type { Env } from '../config/schema.ts';
-import { authSecret } from '../config/load.ts';
+import { authSecret, cometGrpcTls, cometGrpcToken } from '../config/load.ts';
 import { createRedis, describeTarget, redisTarget } from '../redis/connect.ts';
 import { routingKeys } from '../routing/keys.ts';
 import { RoutingRegistry } from '../routing/registry.ts';
 import type { Logger } from '../util/log.ts';
+import { cometServerCredentials } from './grpc-credentials.ts';
 import { bindGrpc, createCometGrpcServer } from './grpc-server.ts';
 import { cometMetrics } from './metrics.ts';
 import { probeRedis } from '../metrics/common.ts';
@@ -28,6 +29,8 @@ export interface CometHandle {
 
 export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
   const secret = authSecret(env);
+  const grpcOptions = { token: cometGrpcToken(env), maxMessageBytes: env.COMET_GRPC_MAX_MESSAGE_BYTES };
+  const grpcCredentials = cometServerCredentials(cometGrpcTls(env));
   const target = redisTarget(env);
   const redis = createRedis(target, 'command', 'pushline-comet');
   await redis.connect();
@@ -45,8 +48,8 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
   const metricsRegistry = createRegistry('comet');
   const metrics = cometMetrics(metricsRegistry, hub);
   const stopProbe = probeRedis(redis, metrics.redis);
-  const grpcServer = createCometGrpcServer(hub, log, metrics.grpc);
-  const grpcPort = await bindGrpc(grpcServer, env.COMET_HOST, env.COMET_GRPC_PORT);
+  const grpcServer = createCometGrpcServer(hub, log, grpcOptions, metrics.grpc);
+  const grpcPort = await bindGrpc(grpcServer, env.COMET_HOST, env.COMET_GRPC_PORT, grpcCredentials);
   const cometId = env.COMET_ID ?? `localhost:${grpcPort}`;
 
   // A restarted comet first removes whatever its previous run left in the routing keys.

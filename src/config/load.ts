@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { parse as parseDotenv } from 'dotenv';
 import { readFileSync } from 'node:fs';
-import { envSchema, type Env, DEV_API_PASSWORD, DEV_API_USERNAME, DEV_AUTH_SECRET, DEV_WEBHOOK_SECRET } from './schema.ts';
+import { envSchema, type Env, DEV_API_PASSWORD, DEV_API_USERNAME, DEV_AUTH_SECRET, DEV_COMET_GRPC_TOKEN, DEV_WEBHOOK_SECRET } from './schema.ts';
 
 export type ParseResult = { ok: true; env: Env } | { ok: false; errors: string[] };
 
@@ -20,7 +20,7 @@ export function parseEnv(raw: Record<string, string | undefined>): ParseResult {
   const errors = result.error.issues.map((issue) => {
     const name = String(issue.path[0] ?? 'environment');
     const got = input[name];
-    const shown = name.includes('PASSWORD') || name.includes('SECRET') ? '' : got === undefined ? '' : ` (got "${got}")`;
+    const shown = name.includes('PASSWORD') || name.includes('SECRET') || name.includes('TOKEN') ? '' : got === undefined ? '' : ` (got "${got}")`;
     return `${name} ${issue.message}${shown}`;
   });
   return { ok: false, errors };
@@ -88,4 +88,41 @@ export function authSecret(env: Env): string {
   if (env.AUTH_SECRET) return env.AUTH_SECRET;
   if (env.PUSHLINE_DEV) return DEV_AUTH_SECRET;
   throw new ConfigError(['AUTH_SECRET is required to sign connection tokens (or set PUSHLINE_DEV=true to use a dev secret)']);
+}
+
+/** The bearer token on every job → comet gRPC call; every comet and job must share it. */
+export function cometGrpcToken(env: Env): string {
+  if (env.COMET_GRPC_TOKEN) return env.COMET_GRPC_TOKEN;
+  if (env.PUSHLINE_DEV) return DEV_COMET_GRPC_TOKEN;
+  throw new ConfigError([
+    'COMET_GRPC_TOKEN is required: comets refuse gRPC calls without it and job sends it (or set PUSHLINE_DEV=true to use a dev token)',
+  ]);
+}
+
+/** PEM contents of the gRPC TLS files (read at start-up, so a wrong path is a config error). */
+export interface GrpcTlsFiles {
+  cert?: Buffer;
+  key?: Buffer;
+  ca?: Buffer;
+}
+
+/** null: plaintext gRPC. A certificate needs its key and the other way round. */
+export function cometGrpcTls(env: Env): GrpcTlsFiles | null {
+  const names = { cert: 'COMET_GRPC_TLS_CERT', key: 'COMET_GRPC_TLS_KEY', ca: 'COMET_GRPC_TLS_CA' } as const;
+  const paths = { cert: env.COMET_GRPC_TLS_CERT, key: env.COMET_GRPC_TLS_KEY, ca: env.COMET_GRPC_TLS_CA };
+  if (!paths.cert && !paths.key && !paths.ca) return null;
+  const errors: string[] = [];
+  if (Boolean(paths.cert) !== Boolean(paths.key)) errors.push('COMET_GRPC_TLS_CERT and COMET_GRPC_TLS_KEY must be set together');
+  const files: GrpcTlsFiles = {};
+  for (const part of ['cert', 'key', 'ca'] as const) {
+    const path = paths[part];
+    if (!path) continue;
+    try {
+      files[part] = readFileSync(path);
+    } catch (err) {
+      errors.push(`${names[part]} cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)} (${path})`);
+    }
+  }
+  if (errors.length > 0) throw new ConfigError(errors);
+  return files;
 }

@@ -92,6 +92,19 @@ export const envSchema = z.object({
   COMET_ID: z.string().trim().regex(/^[A-Za-z0-9_.\-\[\]]+:\d+$/, { message: 'must be host:port (the gRPC address job dials)' }).optional(),
   /** The address clients use to reach this comet (handed out by /logic/token); default ws://localhost:<ws port>. */
   COMET_PUBLIC_URL: z.string().trim().regex(/^wss?:\/\//, { message: 'must start with ws:// or wss://' }).optional(),
+  /** Shared by every comet and job: comets refuse gRPC calls without `authorization: Bearer <token>`. */
+  COMET_GRPC_TOKEN: z
+    .string()
+    .min(16, { message: 'must be at least 16 characters' })
+    .regex(/^[\x21-\x7e]+$/, { message: 'may only contain printable ASCII without spaces (it travels in a header)' })
+    .optional(),
+  /** PEM files: a comet serves gRPC over TLS with CERT+KEY (and, with CA, requires client certificates);
+   * job dials comets over TLS when any is set, trusting CA and presenting CERT+KEY. */
+  COMET_GRPC_TLS_CERT: z.string().trim().min(1).optional(),
+  COMET_GRPC_TLS_KEY: z.string().trim().min(1).optional(),
+  COMET_GRPC_TLS_CA: z.string().trim().min(1).optional(),
+  /** Largest gRPC request a comet accepts (and the size job keeps its batched calls under). */
+  COMET_GRPC_MAX_MESSAGE_BYTES: int(64 * 1024, 64 * 1024 * 1024).default(4 * 1024 * 1024),
   COMET_HEARTBEAT_MS: int(100, 60_000).default(5000),
   COMET_DEAD_AFTER_MS: int(500, 600_000).default(15_000),
   COMET_BATCH_MS: int(0, 1000).default(2),
@@ -162,3 +175,4 @@ export const DEV_API_USERNAME = 'admin';
 export const DEV_API_PASSWORD = 'password';
 export const DEV_WEBHOOK_SECRET = 'pushline-dev-webhook-secret';
 export const DEV_AUTH_SECRET = 'pushline-dev-auth-secret-not-for-production';
+export const DEV_COMET_GRPC_TOKEN = 'pushline-dev-grpc-token-not-for-production';

@@ -2,7 +2,12 @@
 // life, with a deadline on every call (a hung comet must not hold a consumer slot). Room
 // messages for the same comet and room that are sent in the same event-loop turn travel in
 // one BroadcastRoom call (its `protos` field): a gRPC call costs far more than a message.
+// Every call carries the comets' bearer token; TLS when COMET_GRPC_TLS_* is set.
 import * as grpc from '@grpc/grpc-js';
+import { cometGrpcTls, cometGrpcToken, type GrpcTlsFiles } from '../config/load.ts';
+import type { Env } from '../config/schema.ts';
+import { bearerToken } from '../comet/grpc-auth.ts';
+import { cometChannelCredentials } from '../comet/grpc-credentials.ts';
 import { loadCometDefinition, type ProtoMsg } from '../comet/grpc-server.ts';
 import type { GrpcObserver } from '../metrics/common.ts';
 
@@ -20,25 +25,49 @@ interface Waiting {
 }
 
 const MAX_PROTOS_PER_CALL = 100;
+/** Room for the request's own fields and framing next to the bodies of a batched call. */
+const CALL_OVERHEAD_BYTES = 16 * 1024;
+
+export interface CometClientOptions {
+  /** PUSH_RPC_TIMEOUT_MS: the deadline of every call. */
+  deadlineMs: number;
+  /** COMET_GRPC_TOKEN: sent as `authorization: Bearer <token>`. */
+  token: string;
+  /** COMET_GRPC_TLS_*: null (or absent) for plaintext. */
+  tls?: GrpcTlsFiles | null;
+  /** COMET_GRPC_MAX_MESSAGE_BYTES: batched calls stay under it (a single larger message still goes, and fails). */
+  maxMessageBytes?: number;
+}
+
+/** The client options job uses, from its environment (config errors throw ConfigError). */
+export function cometClientOptions(env: Env): CometClientOptions {
+  return { deadlineMs: env.PUSH_RPC_TIMEOUT_MS, token: cometGrpcToken(env), tls: cometGrpcTls(env), maxMessageBytes: env.COMET_GRPC_MAX_MESSAGE_BYTES };
+}
 
 export class CometClients {
   private readonly stubs = new Map<string, CometStub>();
   private readonly roomBatches = new Map<string, { cometId: string; roomId: string; waiting: Waiting[] }>();
   private flushScheduled = false;
   private readonly Ctor: grpc.ServiceClientConstructor;
+  private readonly credentials: grpc.ChannelCredentials;
+  private readonly deadlineMs: number;
+  private readonly batchBytes: number;
 
   constructor(
-    private readonly deadlineMs: number,
+    private readonly options: CometClientOptions,
     private readonly observe?: GrpcObserver,
   ) {
     const pkg = grpc.loadPackageDefinition(loadCometDefinition()) as unknown as { ChatRoom: { Comet: { Comet: grpc.ServiceClientConstructor } } };
     this.Ctor = pkg.ChatRoom.Comet.Comet;
+    this.credentials = cometChannelCredentials(options.tls ?? null);
+    this.deadlineMs = options.deadlineMs;
+    this.batchBytes = Math.max(1, (options.maxMessageBytes ?? 4 * 1024 * 1024) - CALL_OVERHEAD_BYTES);
   }
 
   private stub(cometId: string): CometStub {
     let stub = this.stubs.get(cometId);
     if (!stub) {
-      stub = new this.Ctor(cometId, grpc.credentials.createInsecure()) as unknown as CometStub;
+      stub = new this.Ctor(cometId, this.credentials, { interceptors: [bearerToken(this.options.token)] }) as unknown as CometStub;
       this.stubs.set(cometId, stub);
     }
     return stub;
@@ -72,15 +101,36 @@ export class CometClients {
     this.flushScheduled = false;
     const batches = [...this.roomBatches.values()];
     this.roomBatches.clear();
-    for (const { cometId, roomId, waiting } of batches) {
-      for (let i = 0; i < waiting.length; i += MAX_PROTOS_PER_CALL) {
-        const part = waiting.slice(i, i + MAX_PROTOS_PER_CALL);
-        this.call<{ delivered: number }>(cometId, 'BroadcastRoom', (s, o, cb) => s.BroadcastRoom({ roomId, protos: part.map((w) => w.proto) }, o, cb)).then(
-          (reply) => part.forEach((w) => w.resolve(reply)),
-          (err) => part.forEach((w) => w.reject(err)),
-        );
-      }
+    for (const { cometId, roomId, waiting } of batches) void this.sendInOrder(cometId, roomId, this.callSized(waiting));
+  }
+
+  /** A room's messages keep their order on the comet: a batch split in parts sends them one after another. */
+  private async sendInOrder(cometId: string, roomId: string, parts: Waiting[][]): Promise<void> {
+    for (const part of parts) {
+      await this.call<{ delivered: number }>(cometId, 'BroadcastRoom', (s, o, cb) => s.BroadcastRoom({ roomId, protos: part.map((w) => w.proto) }, o, cb)).then(
+        (reply) => part.forEach((w) => w.resolve(reply)),
+        (err) => part.forEach((w) => w.reject(err)),
+      );
     }
+  }
+
+  /** Consecutive runs of at most MAX_PROTOS_PER_CALL messages whose bodies fit one request. */
+  private callSized(waiting: Waiting[]): Waiting[][] {
+    const parts: Waiting[][] = [];
+    let part: Waiting[] = [];
+    let bytes = 0;
+    for (const w of waiting) {
+      const size = w.proto.body?.length ?? 0;
+      if (part.length > 0 && (part.length === MAX_PROTOS_PER_CALL || bytes + size > this.batchBytes)) {
+        parts.push(part);
+        part = [];
+        bytes = 0;
+      }
+      part.push(w);
+      bytes += size;
+    }
+    if (part.length > 0) parts.push(part);
+    return parts;
   }
 
   pushMsg(cometId: string, keys: string[], proto: ProtoMsg) {

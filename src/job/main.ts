@@ -11,7 +11,7 @@ import { echoProcessor } from './processors/echo.ts';
 import { createPushProcessor } from './processors/push.ts';
 import { createAudioProcessor } from './processors/audio.ts';
 import { audioSettingsFromEnv } from '../audio/options.ts';
-import { CometClients } from './comet-clients.ts';
+import { CometClients, cometClientOptions } from './comet-clients.ts';
 import { routingKeys } from '../routing/keys.ts';
 import { JobRunner } from './runner.ts';
 import { createBackend } from '../queue/backends/index.ts';
@@ -32,6 +32,7 @@ export interface JobHandle {
 
 export async function startJob(env: Env, log: Logger, extraProcessors: Processor[] = []): Promise<JobHandle> {
   const secret = webhookSecret(env);
+  const cometOptions = cometClientOptions(env);
   const target = redisTarget(env);
   const command = createRedis(target, 'command', 'pushline-job');
   await command.connect();
@@ -48,7 +49,7 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
   observeScripts(command, metrics.redis);
   const stopProbe = probeRedis(command, metrics.redis);
   const metricsServer = await serveJobMetrics(registry, env, log);
-  const comets = new CometClients(env.PUSH_RPC_TIMEOUT_MS, metrics.grpc);
+  const comets = new CometClients(cometOptions, metrics.grpc);
   // Status notifications reuse the push path; its per-message seed log lines stay out of info.
   const notifyLog = log.child({ part: 'notify' });
   if (notifyLog.levelVal < notifyLog.levels.values.warn!) notifyLog.level = 'warn';

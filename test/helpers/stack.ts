@@ -20,6 +20,8 @@ import { waitFor } from './wait.ts';
 import { connectClient, type WsClient } from './ws.ts';
 
 export const STACK_SECRET = 'e2e-auth-secret-0123456789';
+/** COMET_GRPC_TOKEN of the stack's comets and job. */
+export const STACK_GRPC_TOKEN = 'e2e-grpc-token-0123456789';
 
 export interface PushStack {
   redis: TestRedis;
@@ -55,7 +57,7 @@ export async function startPushStack(cometCount = 2, options: StackOptions = {})
   const envFor = (extra: Record<string, string>): Env => {
     const parsed = parseEnv({
       REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: prefix,
-      AUTH_SECRET: STACK_SECRET, WEBHOOK_SECRET: 'x', COMET_HOST: '127.0.0.1', COMET_WS_PORT: '0', COMET_BATCH_MS: '2',
+      AUTH_SECRET: STACK_SECRET, COMET_GRPC_TOKEN: STACK_GRPC_TOKEN, WEBHOOK_SECRET: 'x', COMET_HOST: '127.0.0.1', COMET_WS_PORT: '0', COMET_BATCH_MS: '2',
       COMET_HEARTBEAT_MS: '200', COMET_DEAD_AFTER_MS: '3000', PUSH_RPC_TIMEOUT_MS: '500', LOG_LEVEL: 'silent',
       JOB_METRICS_HOST: '127.0.0.1', JOB_METRICS_PORT: '0', ...options.env, ...extra,
     });

@@ -35,7 +35,7 @@ beforeAll(async () => {
   receiver = await startReceiver();
   const parsed = parseEnv({
     REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: uniquePrefix(), QUEUE_BACKEND: 'bullmq',
-    WEBHOOK_SECRET: 'bull-secret', WEBHOOK_ALLOW_PRIVATE: 'true', TASK_BACKOFF_MS: '20', LOG_LEVEL: 'silent',
+    WEBHOOK_SECRET: 'bull-secret', COMET_GRPC_TOKEN: 'bull-grpc-token-0123456789', WEBHOOK_ALLOW_PRIVATE: 'true', TASK_BACKOFF_MS: '20', LOG_LEVEL: 'silent',
     JOB_METRICS_HOST: '127.0.0.1', JOB_METRICS_PORT: '0',
   });
   if (!parsed.ok) throw new Error(parsed.errors.join('\n'));

@@ -15,6 +15,7 @@ import { waitFor } from '../helpers/wait.ts';
 import { connectClient } from '../helpers/ws.ts';
 
 const SECRET = 'lifecycle-secret-0123456789';
+const GRPC_TOKEN = 'lifecycle-grpc-token-0123456789';
 const shared = useTestRedis();
 
 interface Node { proc: Proc; ws: number; grpc: number; id: string; env: Record<string, string> }
@@ -23,7 +24,7 @@ async function comet(prefix: string, extra: Record<string, string> = {}, ports?:
   const ws = ports?.ws ?? (await freePort());
   const grpcPort = ports?.grpc ?? (await freePort());
   const env = {
-    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(shared.redis.port), REDIS_KEY_PREFIX: prefix, AUTH_SECRET: SECRET,
+    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(shared.redis.port), REDIS_KEY_PREFIX: prefix, AUTH_SECRET: SECRET, COMET_GRPC_TOKEN: GRPC_TOKEN,
     COMET_HOST: '127.0.0.1', COMET_WS_PORT: String(ws), COMET_GRPC_PORT: String(grpcPort), COMET_ID: `127.0.0.1:${grpcPort}`,
     COMET_HEARTBEAT_MS: '200', COMET_DEAD_AFTER_MS: '1500', LOG_LEVEL: 'info', ...extra,
   };
@@ -31,6 +32,12 @@ async function comet(prefix: string, extra: Record<string, string> = {}, ports?:
   await waitFor(() => proc.output().includes('serving WebSocket'), 'comet up', 30_000, 50);
   return { proc, ws, grpc: grpcPort, id: `127.0.0.1:${grpcPort}`, env };
 }
+
+const bearer = (token: string) => {
+  const metadata = new grpc.Metadata();
+  metadata.set('authorization', `Bearer ${token}`);
+  return metadata;
+};
 
 const open = (port: number, userId: string, roomId: string, query = '') => connectClient(port, SECRET, userId, roomId, query);
 
@@ -76,7 +83,7 @@ describe('comet processes', () => {
     const fast = await open(node.ws, 'fast', 'room_s');
     // The slow client stops reading: its kernel buffers fill, then the comet's send buffer.
     (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-    const rpc = new CometClients(5000);
+    const rpc = new CometClients({ deadlineMs: 5000, token: GRPC_TOKEN });
     const body = Buffer.from(JSON.stringify({ blob: 'x'.repeat(60_000) }));
     for (let i = 0; i < 400; i++) {
       await rpc.broadcastRoom(node.id, 'room_s', { ver: 1, op: 4, seq: 0, body });
@@ -110,10 +117,10 @@ describe('comet processes', () => {
       grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } };
     };
     const refl = new def.grpc.reflection.v1.ServerReflection(node.id, grpc.credentials.createInsecure()) as unknown as {
-      ServerReflectionInfo(): grpc.ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }>;
+      ServerReflectionInfo(metadata: grpc.Metadata): grpc.ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }>;
       close(): void;
     };
-    const stream = refl.ServerReflectionInfo();
+    const stream = refl.ServerReflectionInfo(bearer(GRPC_TOKEN));
     const reply = await new Promise<{ list_services_response?: { service: { name: string }[] } }>((resolve, reject) => {
       stream.on('data', resolve);
       stream.on('error', reject);

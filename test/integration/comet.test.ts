@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Redis } from 'ioredis';
 import { signConnectionToken } from '../../src/auth/token.ts';
+import { bearerToken } from '../../src/comet/grpc-auth.ts';
 import { loadCometDefinition } from '../../src/comet/grpc-server.ts';
 import { startComet, type CometHandle } from '../../src/comet/main.ts';
 import { parseEnv } from '../../src/config/load.ts';
@@ -16,6 +17,7 @@ import { waitFor } from '../helpers/wait.ts';
 import { connectClient, serverMessages, type WsClient } from '../helpers/ws.ts';
 
 const SECRET = 'comet-test-secret-0123456789';
+const GRPC_TOKEN = 'comet-test-grpc-token-0123456789';
 let redis: TestRedis;
 let client: Redis;
 let comet: CometHandle;
@@ -27,13 +29,13 @@ beforeAll(async () => {
   client = redis.client();
   prefix = uniquePrefix();
   const parsed = parseEnv({
-    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: prefix, AUTH_SECRET: SECRET,
+    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: prefix, AUTH_SECRET: SECRET, COMET_GRPC_TOKEN: GRPC_TOKEN,
     COMET_HOST: '127.0.0.1', COMET_WS_PORT: '0', COMET_GRPC_PORT: '0', COMET_BATCH_MS: '5', COMET_HEARTBEAT_MS: '200',
   });
   if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
   comet = await startComet(parsed.env, silentLogger);
   const pkg = grpc.loadPackageDefinition(loadCometDefinition()) as unknown as { ChatRoom: { Comet: { Comet: grpc.ServiceClientConstructor } } };
-  rpc = new pkg.ChatRoom.Comet.Comet(`127.0.0.1:${comet.grpcPort}`, grpc.credentials.createInsecure()) as never;
+  rpc = new pkg.ChatRoom.Comet.Comet(`127.0.0.1:${comet.grpcPort}`, grpc.credentials.createInsecure(), { interceptors: [bearerToken(GRPC_TOKEN)] }) as never;
 });
 afterAll(async () => {
   rpc?.close();

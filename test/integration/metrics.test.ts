@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { request } from 'undici';
-import { startPushStack, type PushStack } from '../helpers/stack.ts';
+import { STACK_GRPC_TOKEN, startPushStack, type PushStack } from '../helpers/stack.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { serverMessages } from '../helpers/ws.ts';
 
@@ -100,7 +100,7 @@ describe('metrics', () => {
 
   it('a bad gRPC request is counted as failed on the comet; unknown paths on the job metrics port get 404', async () => {
     const { CometClients } = await import('../../src/job/comet-clients.ts');
-    const clients = new CometClients(2000);
+    const clients = new CometClients({ deadlineMs: 2000, token: STACK_GRPC_TOKEN });
     const comet = stack.comets[0]!;
     await expect(clients.pushMsg(comet.cometId, [], { op: 4, body: Buffer.from('{}') })).rejects.toMatchObject({ code: 3 });
     clients.close();

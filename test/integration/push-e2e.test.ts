@@ -9,7 +9,7 @@ import type { Env } from '../../src/config/schema.ts';
 import { routingKeys } from '../../src/routing/keys.ts';
 import { freePort } from '../../src/local/redis-server.ts';
 import type { TestRedis } from '../helpers/redis.ts';
-import { STACK_SECRET, startPushStack, type PushStack } from '../helpers/stack.ts';
+import { STACK_GRPC_TOKEN, STACK_SECRET, startPushStack, type PushStack } from '../helpers/stack.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { serverMessages, type WsClient } from '../helpers/ws.ts';
 
@@ -216,7 +216,7 @@ describe('identity, recovery, offline and upstream', () => {
   it('a connection never gets the same message id twice, even when job delivers again', async () => {
     const c = await connect(comets[0]!, 'dup_user', 'room_dup');
     const rpc = await import('../../src/job/comet-clients.ts');
-    const clients = new rpc.CometClients(1000);
+    const clients = new rpc.CometClients({ deadlineMs: 1000, token: STACK_GRPC_TOKEN });
     const body = Buffer.from(JSON.stringify({ id: 'msg-1', text: 'once' }));
     await clients.broadcastRoom(comets[0]!.cometId, 'room_dup', { ver: 1, op: 4, seq: 0, body });
     await clients.broadcastRoom(comets[0]!.cometId, 'room_dup', { ver: 1, op: 4, seq: 0, body });
