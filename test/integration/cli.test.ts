@@ -100,7 +100,8 @@ describe('pushline start', () => {
   it('runs Redis, logic and job; a task completes; Ctrl-C stops everything', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'pushline-start-'));
     const port = await freePort();
-    const stack = spawnPushline(['start', '--port', String(port), '--data-dir', dataDir], {});
+    // Every port free-picked: the seed ports may be taken by another stack on this machine.
+    const stack = spawnPushline(['start', '--port', String(port), '--redis-port', '0', '--comet-ports', '0:0,0:0', '--job-metrics-port', '0', '--data-dir', dataDir], {});
     try {
       await waitFor(() => stack.output().includes('pushline local stack'), 'the banner', 60_000, 100);
       const out = stack.output();
