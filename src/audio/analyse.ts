@@ -7,7 +7,7 @@
 // streams without a declared length (MP3, the frames after a FLAC header) can lose their tail
 // unnoticed; an AUDIO_PROCESSOR_CMD that decodes the file can catch some of that (docs/audio.md).
 import { open } from 'node:fs/promises';
-import { parseFile, type IAudioMetadata } from 'music-metadata';
+import type { IAudioMetadata } from 'music-metadata';
 
 export class BadAudioError extends Error {
   override readonly name = 'BadAudioError';
@@ -146,6 +146,8 @@ export async function analyseFile(path: string, size: number): Promise<AudioAnal
   }
   let meta: IAudioMetadata;
   try {
+    // Loaded on the first audio task, not at every job start (it is a tenth of a second of it).
+    const { parseFile } = await import('music-metadata');
     meta = await parseFile(path, { skipCovers: true });
   } catch (err) {
     const name = (err as Error | undefined)?.name ?? '';

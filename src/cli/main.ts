@@ -1,13 +1,12 @@
 // The `pushline` command: one sub-command per process, the local stack, and inspection tools.
 import { Command, InvalidArgumentError } from 'commander';
 import type { Env } from '../config/schema.ts';
-import { exitOnConfigError, loadEnv, readEnvironment } from '../config/load.ts';
-import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
-import { createRedis, describeTarget, redisTarget } from '../redis/connect.ts';
-import { TaskQueue } from '../queue/task-queue.ts';
-import { createLogger, useColour } from '../util/log.ts';
-import { withLocalStack } from '../local/stack-file.ts';
-import { stopOnSignals } from './lifecycle.ts';
+import type { TaskQueue } from '../queue/task-queue.ts';
+import type * as Runtime from './runtime.ts';
+import { PACKAGE_VERSION } from '../version.ts';
+
+/** Loaded by the preAction hook below, before any command's action runs (not for --help/--version). */
+let runtime: typeof Runtime;
 
 function intOption(name: string, min: number, max: number) {
   return (value: string): number => {
@@ -23,22 +22,26 @@ function intOption(name: string, min: number, max: number) {
  * environment names a Redis itself.
  */
 function env(overrides: Record<string, string | number | undefined> = {}, findStack = false): Env {
-  const raw = findStack ? withLocalStack(readEnvironment()) : readEnvironment();
+  const raw = findStack ? runtime.withLocalStack(runtime.readEnvironment()) : runtime.readEnvironment();
   for (const [k, v] of Object.entries(overrides)) if (v !== undefined) raw[k] = String(v);
   try {
-    return loadEnv(raw);
+    return runtime.loadEnv(raw);
   } catch (err) {
-    return exitOnConfigError(err);
+    return runtime.exitOnConfigError(err);
   }
 }
 
 function logger(e: Env, name: string) {
-  return createLogger({ name, level: e.LOG_LEVEL, pretty: e.LOG_PRETTY, colour: useColour(e) });
+  return runtime.createLogger({ name, level: e.LOG_LEVEL, pretty: e.LOG_PRETTY, colour: runtime.useColour(e) });
 }
 
 const program = new Command('pushline')
   .description('Real-time push and task pipeline on Redis: logic (HTTP API), job (workers), local stack and tools.')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .version(PACKAGE_VERSION, '-V, --version', 'print the version of pushline')
+  .hook('preAction', async () => {
+    runtime = await import('./runtime.ts');
+  });
 
 /** `8082:50051,8083:50052`: WebSocket and gRPC port of each comet. */
 function cometPortsOption(value: string) {
@@ -93,8 +96,8 @@ async function serve(
   const started = start(e, log);
   // Listening from the first moment: a SIGTERM during start-up (an orchestrator changing its
   // mind) waits for the start to finish, then stops as cleanly as any other time.
-  stopOnSignals(async () => (await started).stop(), log, hardLimitMs(e));
-  await started.catch(exitOnConfigError);
+  runtime.stopOnSignals(async () => (await started).stop(), log, hardLimitMs(e));
+  await started.catch(runtime.exitOnConfigError);
 }
 
 program
@@ -150,7 +153,7 @@ program
         dryRun: Boolean(opts.dryRun),
       });
     } catch (err) {
-      if (err instanceof Error && err.name === 'ConfigError') exitOnConfigError(err);
+      if (err instanceof Error && err.name === 'ConfigError') runtime.exitOnConfigError(err);
       // A drain error, an unreachable broker or Redis: one line, exit 1; re-running is safe.
       process.stderr.write(`pushline: kafka-to-redis: ${(err as Error).message}\n`);
       process.exit(1);
@@ -161,17 +164,17 @@ const queueCommand = program.command('queue').description('inspect and manage th
 
 async function withQueue<T>(fn: (queue: TaskQueue, target: string) => Promise<T>): Promise<T> {
   const e = env({}, true);
-  const target = redisTarget(e);
-  const redis = createRedis(target, 'api', 'pushline-cli');
+  const target = runtime.redisTarget(e);
+  const redis = runtime.createRedis(target, 'api', 'pushline-cli');
   redis.on('error', () => {});
   try {
     await redis.connect();
   } catch (err) {
-    process.stderr.write(`pushline: cannot reach Redis at ${describeTarget(target)}: ${(err as Error).message}\n`);
+    process.stderr.write(`pushline: cannot reach Redis at ${runtime.describeTarget(target)}: ${(err as Error).message}\n`);
     process.exit(1);
   }
   try {
-    return await fn(new TaskQueue(redis, keysFromEnv(e), queueOptionsFromEnv(e)), describeTarget(target));
+    return await fn(new runtime.TaskQueue(redis, runtime.keysFromEnv(e), runtime.queueOptionsFromEnv(e)), runtime.describeTarget(target));
   } finally {
     redis.disconnect();
   }

@@ -72,6 +72,8 @@ export const envSchema = z.object({
   JOB_CONSUMERS: int(1, 256).default(4),
   JOB_CONCURRENCY: int(1, 10_000).default(16),
   JOB_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  /** Your own task types: comma-separated ES module paths (relative to the working directory) or package names; see docs/processors.md. Read by job and logic. */
+  JOB_PROCESSORS: z.string().trim().optional(),
   TASK_VISIBILITY_TIMEOUT_MS: int(500, 86_400_000).default(30_000),
   TASK_MAX_ATTEMPTS: int(1, 1000).default(3),
   TASK_BACKOFF_MS: int(0, 86_400_000).default(1000),

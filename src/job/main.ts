@@ -7,6 +7,7 @@ import { TaskQueue } from '../queue/task-queue.ts';
 import { createGuardedAgent } from '../net/ssrf.ts';
 import type { Logger } from '../util/log.ts';
 import { ProcessorRegistry, type Processor } from './processor.ts';
+import { loadCustomProcessors } from './custom-processors.ts';
 import { echoProcessor } from './processors/echo.ts';
 import { createPushProcessor } from './processors/push.ts';
 import { createAudioProcessor } from './processors/audio.ts';
@@ -30,8 +31,14 @@ export interface JobHandle {
   stop(): Promise<void>;
 }
 
+/** The task types job always has (logic accepts the same names). */
+export const BUILT_IN_TASK_TYPES = ['echo', 'push', 'audio'] as const;
+
 export async function startJob(env: Env, log: Logger, extraProcessors: Processor[] = []): Promise<JobHandle> {
   const secret = webhookSecret(env);
+  // Before connecting anything: a bad JOB_PROCESSORS module is a config error (exit 2).
+  const custom = await loadCustomProcessors(env.JOB_PROCESSORS, [...BUILT_IN_TASK_TYPES, ...extraProcessors.map((p) => p.type)]);
+  if (custom.length > 0) log.info(`JOB_PROCESSORS: task types ${custom.map((p) => p.type).join(', ')}`);
   const cometOptions = cometClientOptions(env);
   const target = redisTarget(env);
   const command = createRedis(target, 'command', 'pushline-job');
@@ -72,6 +79,7 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
     push,
     createAudioProcessor({ ...audio, queueKey: keys.tasks.queue, dispatcher: audioDispatcher }),
     ...extraProcessors,
+    ...custom,
   ];
   const notifier = new TaskNotifier(push.deliver, notifyLog);
   // The Redis engine's consumers are JobRunner's own; another backend only feeds it tasks.

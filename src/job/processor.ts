@@ -25,9 +25,22 @@ export interface Processor {
   process(ctx: TaskContext): Promise<unknown>;
 }
 
-/** A failure that retrying cannot fix (bad input, unsupported content): the task ends `failed`. */
+/**
+ * A failure that retrying cannot fix (bad input, unsupported content): the task ends `failed`.
+ * Any Error named 'PermanentError' counts, so a processor module need not import this class
+ * (and one that does is not fooled by a second copy of pushline in its node_modules).
+ */
 export class PermanentError extends Error {
   override readonly name = 'PermanentError';
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return value instanceof Error && value.name === 'PermanentError';
+  }
+}
+
+/** Identity, for type checking and editor help in a JOB_PROCESSORS module: `export default defineProcessors({ type, process })`. */
+export function defineProcessors(...processors: Processor[]): Processor[] {
+  return processors;
 }
 
 export class ProcessorRegistry {

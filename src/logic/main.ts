@@ -8,6 +8,7 @@ import { TaskQueue } from '../queue/task-queue.ts';
 import type { Logger } from '../util/log.ts';
 import { createBackend } from '../queue/backends/index.ts';
 import { buildLogicApp } from './app.ts';
+import { loadCustomProcessors } from '../job/custom-processors.ts';
 
 /** Task types logic accepts; each needs a processor in the job. */
 export const LOGIC_TASK_TYPES = ['echo', 'push', 'audio'] as const;
@@ -20,6 +21,8 @@ export interface LogicHandle {
 
 export async function startLogic(env: Env, log: Logger, listen: { host?: string; port?: number } = {}): Promise<LogicHandle> {
   const credentials = apiCredentials(env);
+  // Types of JOB_PROCESSORS modules (the user's own processors) are accepted like built-in ones.
+  const customTypes = (await loadCustomProcessors(env.JOB_PROCESSORS, LOGIC_TASK_TYPES)).map((p) => p.type);
   if (credentials.fromDevDefaults) log.warn('PUSHLINE_DEV: API credentials are the dev defaults admin/password');
   const target = redisTarget(env);
   const redis = createRedis(target, 'api', 'pushline-logic');
@@ -44,7 +47,7 @@ export async function startLogic(env: Env, log: Logger, listen: { host?: string;
     bodyLimit: env.BODY_LIMIT_BYTES,
     requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS,
     jsonMaxDepth: env.JSON_MAX_DEPTH,
-    taskTypes: LOGIC_TASK_TYPES,
+    taskTypes: [...LOGIC_TASK_TYPES, ...customTypes],
     log,
     authSecret: env.AUTH_SECRET || env.PUSHLINE_DEV ? authSecret(env) : null,
     tokenTtlSeconds: env.TOKEN_TTL_SECONDS,

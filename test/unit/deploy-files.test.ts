@@ -80,11 +80,16 @@ describe('docker-compose.yml', () => {
 });
 
 describe('Dockerfile and scripts', () => {
-  it('builds in two stages without dev dependencies and runs as a non-root user under an init', () => {
+  it('compiles in a build stage, ships dist/ with production dependencies only, and runs as a non-root user under an init', () => {
     const dockerfile = read('Dockerfile');
-    expect(dockerfile.match(/^FROM /gm)).toHaveLength(2);
+    expect(dockerfile.match(/^FROM /gm)).toHaveLength(3);
+    expect(dockerfile).toMatch(/RUN npm run build/);
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
     expect(dockerfile).toMatch(/COPY --from=deps/);
+    expect(dockerfile).toMatch(/COPY --from=build \/app\/dist \.\/dist/);
+    // The runtime stage has no sources and no TypeScript tooling: it runs dist/.
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf('FROM '));
+    expect(runtime).not.toMatch(/COPY src|tsx|typescript/);
     expect(dockerfile).toMatch(/^USER node$/m);
     expect(dockerfile).toMatch(/ENTRYPOINT \["\/usr\/bin\/tini", "--", "node", "bin\/pushline.js"\]/);
     expect(read('.dockerignore')).toMatch(/^node_modules$/m);

@@ -2,8 +2,7 @@
 // /client.js, compiled from src/client/index.ts once at start-up), its dev-only helpers under
 // /demo/api, and the live queue dashboard at /dashboard with its JSON under /dashboard/api
 // (API auth). Pages are plain HTML/JS files in ./public: no build step, nothing from a CDN.
-import { readFileSync } from 'node:fs';
-import { transform } from 'esbuild';
+import { existsSync, readFileSync } from 'node:fs';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { signConnectionToken } from '../../auth/token.ts';
@@ -31,8 +30,12 @@ const PUBLIC = new URL('./public/', import.meta.url);
 const asset = (name: string) => readFileSync(new URL(name, PUBLIC), 'utf8');
 const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
 
+/** The client library as browser JS: compiled by `npm run build` in dist/; from src/ (tsx, tests) esbuild strips the types. */
 async function clientModule(): Promise<string> {
+  const built = new URL('../../client/index.js', import.meta.url);
+  if (existsSync(built)) return readFileSync(built, 'utf8').replace(/\n\/\/# sourceMappingURL=.*\n?$/, '\n');
   const source = readFileSync(new URL('../../client/index.ts', import.meta.url), 'utf8');
+  const { transform } = await import('esbuild'); // a dev dependency: the package ships the compiled file
   return (await transform(source, { loader: 'ts', format: 'esm', target: 'es2020' })).code;
 }
 
