@@ -224,15 +224,18 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
       }
     });
   }
-  // The banner comes once logic answers, so the URLs it prints work when they are read.
+  // The banner comes once logic and every comet answer, so the URLs it prints work when read.
   const deadline = Date.now() + 30_000;
-  while (!stopping && Date.now() < deadline) {
+  const healthUrls = [`${base}/health`, ...comets.map((c) => `http://127.0.0.1:${c.ws}/health`)];
+  const answers = async (url: string) => {
     try {
-      const res = await fetch(`${base}/health`);
-      if (res.status === 200) break;
+      return (await fetch(url)).status === 200;
     } catch {
-      // not up yet
+      return false; // not up yet
     }
+  };
+  while (!stopping && Date.now() < deadline) {
+    if ((await Promise.all(healthUrls.map(answers))).every(Boolean)) break;
     await new Promise((r) => setTimeout(r, 200));
   }
   if (!stopping) process.stdout.write(banner.join('\n') + '\n');

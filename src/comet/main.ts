@@ -13,6 +13,7 @@ import { cometMetrics } from './metrics.ts';
 import { probeRedis } from '../metrics/common.ts';
 import { createRegistry } from '../metrics/registry.ts';
 import { Hub } from './hub.ts';
+import { coalesce } from '../util/coalesce.ts';
 import { offlineStore } from './offline.ts';
 import { createWsServer, type CometServices } from './ws-server.ts';
 import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
@@ -107,6 +108,8 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
 
   const wsUrl = env.COMET_PUBLIC_URL ?? `ws://localhost:${wsPort}`;
   const infoTtl = Math.ceil((env.COMET_DEAD_AFTER_MS * 2) / 1000);
+  // The count logic picks the least-loaded comet by, kept current between heartbeats.
+  services.connectionsChanged = coalesce(() => registry.heartbeatComet(cometId, { wsUrl, connections: hub.conns.size, ttlSeconds: infoTtl }));
   const beat = async () => {
     try {
       await registry.heartbeatComet(cometId, { wsUrl, connections: hub.conns.size, ttlSeconds: infoTtl });

@@ -29,6 +29,11 @@ export interface CometServices {
   ackOffline(userId: string, sent: readonly string[]): Promise<number>;
   /** Enqueues a client's message as a room message under the connection's identity. */
   upstream(conn: { userId: string; roomId: string; userName?: string }, content: string, priority?: number): Promise<{ id: string }>;
+  /**
+   * The comet's connection count changed. Logic hands out the least-loaded comet, so the count
+   * it reads must include a connection before that connection hears `connected`.
+   */
+  connectionsChanged?(): Promise<void>;
 }
 
 const MAX_CONTENT = 4000;
@@ -162,6 +167,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
     const { conn } = connOf(this);
     hub.remove(conn);
     registry.disconnect([conn.id]).catch((err) => log.warn({ err: String(err), conn: conn.id }, 'could not remove routing'));
+    options.services.connectionsChanged?.().catch(() => {});
   }
   function onError(this: WebSocket, err: Error) {
     log.debug({ err: String(err), conn: connOf(this).conn.id }, 'socket error');
@@ -252,6 +258,8 @@ export function createWsServer(options: WsServerOptions): WsServer {
       ws.close(CLOSE.internalError, 'routing unavailable, reconnect later');
       return;
     }
+    // Not fatal: the next heartbeat writes the count anyway.
+    await options.services.connectionsChanged?.().catch((err) => log.debug({ err: String(err) }, 'connection count not updated'));
     ws.send(JSON.stringify({ type: 'connected', payload: { connId: conn.id, userId: conn.userId, roomId: conn.roomId } }));
     // What was pushed to this user while no connection of theirs was open.
     await deliverOffline(conn).catch((err) => log.warn({ err: String(err), conn: conn.id }, 'offline messages not delivered (they stay for the next connection)'));

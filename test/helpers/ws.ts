@@ -19,7 +19,13 @@ export async function connectClient(port: number, secret: string, userId: string
   ws.on('message', (data) => frames.push(JSON.parse(data.toString())));
   ws.on('error', () => {});
   const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
-  const hello = (await waitFor(() => frames.find((f) => (f as { type: string }).type === 'connected'), 'connected frame')) as { payload: { connId: string } };
+  // A refused or dropped connection fails at once, naming its close code, instead of timing out.
+  const hello = (await Promise.race([
+    waitFor(() => frames.find((f) => (f as { type: string }).type === 'connected'), 'connected frame'),
+    closed.then((code) => {
+      throw new Error(`connection closed with ${code} before the connected frame`);
+    }),
+  ])) as { payload: { connId: string } };
   return { ws, frames, connId: hello.payload.connId, closed };
 }
 
