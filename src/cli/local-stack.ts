@@ -169,6 +169,7 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     `  webhooks   signed with WEBHOOK_SECRET ${env.WEBHOOK_SECRET ? '(yours, from the environment)' : `"${secret}"`}: header X-Pushline-Signature: sha256=<HMAC-SHA256 of the body>`,
     `  redis      ${raw.REDIS_URL ? '(REDIS_URL)' : `redis-cli -h ${redisHost} -p ${redisPort}`}${redis ? '   (AOF on)' : ''}`,
     ...comets.map((c) => `  ${c.name.padEnd(10)} ws://localhost:${c.ws}   gRPC localhost:${c.grpc}`),
+    `  gRPC auth  -H 'authorization: Bearer ${devEnv.COMET_GRPC_TOKEN}'   (comets refuse calls without it; README: grpcurl)`,
     `  token      curl -u ${user} -H 'Content-Type: application/json' -d '{"userId":"user_123","roomId":"video_123"}' ${base}/logic/token`,
     `  send       curl -u ${user} -H 'Content-Type: application/json' \\`,
     `               -d '{"roomId":"video_123","userId":123,"userName":"host","messages":[{"content":"hello"}]}' ${base}/logic/send`,

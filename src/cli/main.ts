@@ -93,6 +93,9 @@ async function serve(
 ): Promise<void> {
   const e = env(overrides);
   const log = logger(e, name);
+  // A promise some path forgot to handle is a bug to log, not a reason to drop every client and
+  // task this process holds (Node's default is to exit). Thrown exceptions still end the process.
+  process.on('unhandledRejection', (reason) => log.error({ err: reason instanceof Error ? reason : String(reason) }, 'unhandled promise rejection (a bug: please report it)'));
   const started = start(e, log);
   // Listening from the first moment: a SIGTERM during start-up (an orchestrator changing its
   // mind) waits for the start to finish, then stops as cleanly as any other time.

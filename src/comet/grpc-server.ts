@@ -3,9 +3,8 @@
 // grpcurl works without the proto. Every call needs the bearer token (grpc-auth.ts); bad
 // requests (undecodable, non-UTF-8 strings, ids outside the id rule) get INVALID_ARGUMENT
 // naming the field.
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
+import { COMET_PROTO, loadCometDefinition, type ProtoMsg } from './proto.ts';
 import { ReflectionService } from '@grpc/reflection';
 import protobuf from 'protobufjs';
 import { identifierProblem } from '../routing/ids.ts';
@@ -17,18 +16,7 @@ import { serverMessageFrame, type ServerMessage } from './frames.ts';
 import type { GrpcObserver } from '../metrics/common.ts';
 import type { Hub } from './hub.ts';
 
-export const COMET_PROTO = fileURLToPath(new URL('../../proto/comet.proto', import.meta.url));
-
-export interface ProtoMsg {
-  ver?: number;
-  op?: number;
-  seq?: number;
-  body?: Buffer;
-}
-
-export function loadCometDefinition(): PackageDefinition {
-  return loadSync(COMET_PROTO, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
-}
+export { COMET_PROTO, loadCometDefinition, type ProtoMsg } from './proto.ts';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 

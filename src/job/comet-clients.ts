@@ -8,7 +8,7 @@ import { cometGrpcTls, cometGrpcToken, type GrpcTlsFiles } from '../config/load.
 import type { Env } from '../config/schema.ts';
 import { bearerToken } from '../comet/grpc-auth.ts';
 import { cometChannelCredentials } from '../comet/grpc-credentials.ts';
-import { loadCometDefinition, type ProtoMsg } from '../comet/grpc-server.ts';
+import { loadCometDefinition, type ProtoMsg } from '../comet/proto.ts';
 import type { GrpcObserver } from '../metrics/common.ts';
 
 type Callback<T> = (err: grpc.ServiceError | null, res?: T) => void;

@@ -19,7 +19,7 @@ beforeAll(async () => {
   wsPort = await freePort();
   const grpcPort = await freePort();
   comet = spawnPushline(['comet'], {
-    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(shared.redis.port), REDIS_KEY_PREFIX: uniquePrefix(), AUTH_SECRET: SECRET,
+    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(shared.redis.port), REDIS_KEY_PREFIX: uniquePrefix(), AUTH_SECRET: SECRET, COMET_GRPC_TOKEN: 'hostile-grpc-token-0123456789',
     COMET_HOST: '127.0.0.1', COMET_WS_PORT: String(wsPort), COMET_GRPC_PORT: String(grpcPort), COMET_ID: `127.0.0.1:${grpcPort}`,
     COMET_HEARTBEAT_MS: '200', LOG_LEVEL: 'info',
   });

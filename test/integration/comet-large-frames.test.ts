@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { signConnectionToken } from '../../src/auth/token.ts';
 import { loadCometDefinition } from '../../src/comet/grpc-server.ts';
+import { bearerToken } from '../../src/comet/grpc-auth.ts';
 import { startComet, type CometHandle } from '../../src/comet/main.ts';
 import { parseEnv } from '../../src/config/load.ts';
 import { routingKeys } from '../../src/routing/keys.ts';
@@ -22,6 +23,7 @@ let client: Redis;
 let comet: CometHandle;
 let prefix: string;
 let maxFrameBytes: number;
+const GRPC_TOKEN = 'large-frames-grpc-token-0123456789';
 let rpc: grpc.Client & Record<string, (req: unknown, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void>;
 
 beforeAll(async () => {
@@ -30,7 +32,7 @@ beforeAll(async () => {
   prefix = uniquePrefix();
   // The defaults for buffers and frames: what the issue's reports ran with.
   const parsed = parseEnv({
-    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: prefix, AUTH_SECRET: SECRET,
+    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: prefix, AUTH_SECRET: SECRET, COMET_GRPC_TOKEN: GRPC_TOKEN,
     COMET_HOST: '127.0.0.1', COMET_WS_PORT: '0', COMET_GRPC_PORT: '0', COMET_HEARTBEAT_MS: '200',
   });
   if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
@@ -39,6 +41,7 @@ beforeAll(async () => {
   const pkg = grpc.loadPackageDefinition(loadCometDefinition()) as unknown as { ChatRoom: { Comet: { Comet: grpc.ServiceClientConstructor } } };
   rpc = new pkg.ChatRoom.Comet.Comet(`127.0.0.1:${comet.grpcPort}`, grpc.credentials.createInsecure(), {
     'grpc.max_send_message_length': 64 * MiB,
+    interceptors: [bearerToken(GRPC_TOKEN)],
   }) as never;
 });
 afterAll(async () => {

@@ -15,6 +15,9 @@ import { startTestRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { connectClient } from '../helpers/ws.ts';
 import { Redis } from 'ioredis';
+import * as grpc from '@grpc/grpc-js';
+import { loadCometDefinition } from '../../src/comet/proto.ts';
+import { bearerToken } from '../../src/comet/grpc-auth.ts';
 
 const run = promisify(execFile);
 const script = (name: string) => fileURLToPath(new URL(`../../scripts/${name}`, import.meta.url));
@@ -135,7 +138,7 @@ describe('pushline start: a stranger on the Redis port', () => {
 });
 
 describe('pushline start: first contact', () => {
-  it('plain logs on a pipe, the dev webhook secret in the banner, job metrics on loopback, comets in --help', async () => {
+  it('plain logs on a pipe, the dev webhook secret and the gRPC token in the banner, job metrics on loopback, comets in --help', async () => {
     const s = await stack();
     const out = s.output();
     expect(out).not.toContain('\x1b[');
@@ -143,6 +146,20 @@ describe('pushline start: first contact', () => {
     expect(out).toContain(`job http://localhost:${s.jobMetricsPort}/metrics`);
     expect(listenAddress(s.jobMetricsPort)).toBe('127.0.0.1');
     expect((await fetch(`http://127.0.0.1:${s.jobMetricsPort}/metrics`)).status).toBe(200);
+    // The gRPC token the banner prints is the one the comets take (grpcurl by hand needs it).
+    const token = /gRPC auth\s+-H 'authorization: Bearer ([^']+)'/.exec(out)?.[1];
+    expect(token).toBeTruthy();
+    const pkg = grpc.loadPackageDefinition(loadCometDefinition()) as unknown as { ChatRoom: { Comet: { Comet: grpc.ServiceClientConstructor } } };
+    const rooms = (interceptors: grpc.Interceptor[]) =>
+      new Promise<number>((resolve) => {
+        const client = new pkg.ChatRoom.Comet.Comet(`127.0.0.1:${s.comets[0]!.grpc}`, grpc.credentials.createInsecure(), { interceptors }) as unknown as grpc.Client & { Rooms: (req: object, cb: (err: grpc.ServiceError | null) => void) => void };
+        client.Rooms({}, (err) => {
+          client.close();
+          resolve(err ? err.code : grpc.status.OK);
+        });
+      });
+    expect(await rooms([bearerToken(token!)])).toBe(grpc.status.OK);
+    expect(await rooms([])).toBe(grpc.status.UNAUTHENTICATED);
     // The demo page's token helper answers: dev mode reaches logic.
     const mode = (await (await fetch(`${s.logicUrl}/demo/api/mode`)).json()) as { dev: boolean };
     expect(mode.dev).toBe(true);

@@ -39,7 +39,7 @@ describe('npm pack → npm install → run', () => {
     npm(['install', join(dir, packed!.filename), '--omit=dev', '--no-audit', '--no-fund', '--ignore-scripts', '--loglevel=error'], app);
     const grpcPort = await freePort();
     const env = parseEnv({
-      REDIS_HOST: '127.0.0.1', REDIS_PORT: String(shared.redis.port), REDIS_KEY_PREFIX: uniquePrefix(), AUTH_SECRET: SECRET,
+      REDIS_HOST: '127.0.0.1', REDIS_PORT: String(shared.redis.port), REDIS_KEY_PREFIX: uniquePrefix(), AUTH_SECRET: SECRET, COMET_GRPC_TOKEN: 'pack-grpc-token-0123456789',
       COMET_HOST: '127.0.0.1', COMET_WS_PORT: '0', COMET_GRPC_PORT: String(grpcPort), COMET_ID: `127.0.0.1:${grpcPort}`, LOG_LEVEL: 'silent',
     });
     if (!env.ok) throw new Error(env.errors.join('\n'));
