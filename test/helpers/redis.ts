@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { waitFor } from './wait.ts';
 import { afterAll, beforeAll } from 'vitest';
 import { startRedisServer, type RunningRedis } from '../../src/local/redis-server.ts';
 
@@ -35,6 +36,14 @@ export async function startTestRedis(): Promise<TestRedis> {
     },
     async restart(how = 'stop') {
       const port = handle.port;
+      if (how === 'kill') {
+        // With appendfsync everysec Redis may hold acknowledged writes in its AOF buffer for up
+        // to 2 s while a slow disk is still syncing (docs/queue.md): a crash test kills it once
+        // they reached the file, which is what the AOF promises.
+        const probe = new Redis({ port, host: '127.0.0.1', protocol: 2 });
+        await waitFor(async () => /aof_buffer_length:0\r?\n/.test(await probe.info('persistence')), 'the AOF buffer written out');
+        probe.disconnect();
+      }
       await (how === 'kill' ? handle.server.kill() : handle.server.stop());
       handle.server = await startRedisServer({ dir, port });
     },
