@@ -3,7 +3,7 @@
 // Slots are assigned with CLUSTER ADDSLOTSRANGE and the nodes joined with CLUSTER MEET, which is
 // what `redis-cli --cluster create` does, without its prompts.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { ensureRedisServer, freePort, pingRedis } from './redis-server.ts';
@@ -79,6 +79,8 @@ export async function startRedisCluster(options: RedisClusterOptions): Promise<R
 
 async function launchNode(binary: string, host: string, port: number, options: RedisClusterOptions): Promise<ClusterNode> {
   const dir = join(options.dir, String(port));
+  // A node's nodes.conf remembers an earlier cluster: this one is new each time (no data kept).
+  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const args = [
     '--port', String(port),
@@ -114,4 +116,22 @@ async function launchNode(binary: string, host: string, port: number, options: R
       await exit;
     },
   };
+}
+
+/**
+ * `pushline start --cluster`: a 3-master cluster under <data dir>/cluster, named in this process's
+ * environment (REDIS_CLUSTER_NODES, and REDIS_HOST so the stack starts no redis-server of its own).
+ * Its nodes run in their own process group (a terminal's Ctrl-C reaches only the stack, which stops
+ * its children first) and are stopped when this process exits.
+ */
+export async function startLocalCluster(dataDir: string): Promise<RunningCluster> {
+  const { resolve } = await import('node:path');
+  const cluster = await startRedisCluster({ dir: resolve(dataDir, 'cluster'), detached: true });
+  process.env.REDIS_CLUSTER_NODES = cluster.seeds;
+  process.env.REDIS_HOST = '127.0.0.1';
+  process.on('exit', () => {
+    for (const node of cluster.nodes) if (node.process.exitCode === null) node.process.kill('SIGTERM');
+  });
+  process.stdout.write(`started a local Redis Cluster: REDIS_CLUSTER_NODES=${cluster.seeds} (redis-cli -c -p ${cluster.nodes[0]!.port})\n`);
+  return cluster;
 }
