@@ -3,7 +3,7 @@
 // differ only in which hash fields carry their state (`status` vs `webhook_status`, ...).
 // A sharded queue (REDIS_QUEUE_SHARDS > 1) has one StageShard per shard behind one Stage.
 import type { Redis } from 'ioredis';
-import type { StageKeys } from './keys.ts';
+import { PRIORITIES, priorityScoreRange, type StageKeys } from './keys.ts';
 import { runScript } from './scripts.ts';
 import { hashFromFlat, settlementArgs, type ClaimedTask, type Lease, type Settlement } from './task.ts';
 
@@ -188,16 +188,28 @@ export class StageShard {
   }
 }
 
+/** The highest score of the priority band `score` falls in (keys.ts: priorityScoreRange). */
+function priorityBandEnd(score: number, nowMs: number): number {
+  for (const priority of PRIORITIES) {
+    const [lo, hi] = priorityScoreRange(priority, nowMs);
+    if (score >= lo && score <= hi) return hi;
+  }
+  return score;
+}
+
 export interface ShardSpec {
   spec: StageSpec;
   taskPrefix: string;
 }
 
 /**
- * A stage over all its shards. Claims take from the shard whose head has the lowest score, and
- * only up to the lowest head of the other shards (read one round trip earlier): a task is never
- * claimed ahead of a lower-scored (higher priority, or same priority and older) task that was at
- * the head of another shard when the claim was chosen. Within a shard, order is the ZSET's.
+ * A stage over all its shards. A claim reads every shard's head (one round trip, in parallel),
+ * then claims from the shard whose head has the lowest score, and only tasks of the priority of
+ * the best other head or higher: a task is never claimed ahead of a higher-priority task that
+ * was at the head of another shard one round trip earlier. Within a priority each shard is FIFO
+ * and the shard with the oldest head goes first, so across shards FIFO holds up to one claim
+ * batch. (Capping at the other head's exact score would keep strict FIFO too, but it cut batches
+ * to ~11 tasks and doubled Redis CPU per task: docs/scaling.md.)
  */
 export class Stage {
   readonly shards: StageShard[];
@@ -239,7 +251,7 @@ export class Stage {
       const nowMs = heads[0]!.nowMs;
       return { nowMs, nextDueMs: untilDue === null ? null : nowMs + untilDue, tasks: [] };
     }
-    const cap = others.length > 0 ? String(Math.min(...others)) : '+inf';
+    const cap = others.length > 0 ? String(priorityBandEnd(Math.min(...others), heads[chosen]!.nowMs)) : '+inf';
     const batch = await this.shards[chosen]!.claim(limit, visibilityMs, promoteLimit, cap);
     const nextDue = untilDue === null ? batch.nextDueMs : Math.min(batch.nextDueMs ?? Infinity, batch.nowMs + Math.max(0, untilDue));
     return { ...batch, nextDueMs: nextDue, more: others.length > 0 };

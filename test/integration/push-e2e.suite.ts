@@ -66,6 +66,14 @@ export function pushEndToEndSuite(name: string, start: () => Promise<PushStack>)
       });
     });
 
+    describe('health', () => {
+      it('GET /health answers 200 with Redis up and the queue depths (no MOVED on a cluster)', async () => {
+        const res = await app.inject({ method: 'GET', url: '/health' });
+        expect(res.statusCode).toBe(200);
+        expect(res.json()).toMatchObject({ status: 'ok', redis: { status: 'up' } });
+      });
+    });
+
     describe('routing written by hand', () => {
       it('job routes seed-style data typed with redis-cli: 4 connections grouped into 2 comet nodes', async () => {
         const { spawnSync } = await import('node:child_process');
