@@ -4,6 +4,7 @@
 //   npm run bench:queue                       # = node --import tsx bench/queue.ts
 //   node --import tsx bench/queue.ts --n=50000 --latency-s=20
 //   BENCH_N=5000 BENCH_LATENCY_S=3 BENCH_MEMORY_N=20000 npm run bench:queue     # quick
+//   node --import tsx bench/queue.ts --cluster --shards=3 --n=20000  # pushline on a 3-master Redis Cluster, 3 queue shards
 //
 // Phases: 1 enqueue/s (one call per task, bounded in flight; bulk batches), 2 completed/s
 // (drain a pre-filled queue, several worker settings each, best reported), 3 add→start latency
@@ -562,4 +563,11 @@ async function main(): Promise<void> {
   for (const n of notes) log(`- ${n}`);
 }
 
-await runBench(cleanup, main);
+// --cluster: pushline alone on a local 3-master Redis Cluster, --shards=N queue shards (bench/lib/cluster.ts).
+if (process.argv.includes('--cluster') || process.env.BENCH_CLUSTER === '1') {
+  const { runClusterBench } = await import('./lib/cluster.ts');
+  const cfg = parseWorkConfig(listSetting('pushline-configs', '4x64')[0] ?? '4x64');
+  await runBench(cleanup, () => runClusterBench({ shards: numberSetting('shards', 1), n: N, workers: cfg.workers, concurrency: cfg.concurrency, log }));
+} else {
+  await runBench(cleanup, main);
+}

@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ROOM="${1:-video_123}"
 require_redis
-mapfile -t conns < <(rc SMEMBERS "${PREFIX}room:connections:$ROOM" | sed "/^$/d" | sort)
+mapfile -t conns < <(rc SMEMBERS "$(rkey room:connections "$ROOM")" | sed "/^$/d" | sort)
 
 echo
 echo "1️⃣  房间连接统计 / room $ROOM"
@@ -20,7 +20,7 @@ echo
 echo "3️⃣  按 Comet 节点分组"
 lines=()
 for c in "${conns[@]}"; do
-  mapfile -t info < <(rc HMGET "${PREFIX}connection:info:$c" comet_id user_id)
+  mapfile -t info < <(rc HMGET "$(rkey connection:info "$c")" comet_id user_id)
   lines+=("[${info[0]:-?}] $c -> ${info[1]:-?}")
 done
 printf '%s\n' "${lines[@]}" | sort
@@ -28,16 +28,16 @@ printf '%s\n' "${lines[@]}" | sort
 echo
 echo "4️⃣  连接详情 / connection info"
 for c in "${conns[@]}"; do
-  echo "$c: $(rc HGETALL "${PREFIX}connection:info:$c" | paste -sd' ' -)"
+  echo "$c: $(rc HGETALL "$(rkey connection:info "$c")" | paste -sd' ' -)"
 done
 
 echo
 echo "5️⃣  在线用户检查"
 online=0; offline=0
 for c in "${conns[@]}"; do
-  user=$(rc HGET "${PREFIX}connection:info:$c" user_id)
-  if [ -n "$user" ] && [ "$(rc EXISTS "${PREFIX}user:online:$user")" = "1" ]; then
-    echo "✅ $user (连接: $(rc GET "${PREFIX}user:online:$user"))"; online=$((online + 1))
+  user=$(rc HGET "$(rkey connection:info "$c")" user_id)
+  if [ -n "$user" ] && [ "$(rc EXISTS "$(rkey user:online "$user")")" = "1" ]; then
+    echo "✅ $user (连接: $(rc GET "$(rkey user:online "$user")"))"; online=$((online + 1))
   else
     echo "❌ ${user:-?} (离线)"; offline=$((offline + 1))
   fi

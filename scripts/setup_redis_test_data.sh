@@ -9,11 +9,11 @@ require_redis
 
 ROOM=video_123
 while read -r conn user comet; do
-  rc SADD "${PREFIX}room:connections:$ROOM" "$conn" >/dev/null
-  rc HSET "${PREFIX}connection:info:$conn" comet_id "$comet" user_id "$user" room_id "$ROOM" >/dev/null
-  rc SET "${PREFIX}user:online:$user" "$conn" >/dev/null
-  rc SADD "${PREFIX}user:connections:$user" "$conn" >/dev/null
-  rc SADD "${PREFIX}comet:connections:$comet" "$conn" >/dev/null
+  rc SADD "$(rkey room:connections "$ROOM")" "$conn" >/dev/null
+  rc HSET "$(rkey connection:info "$conn")" comet_id "$comet" user_id "$user" room_id "$ROOM" >/dev/null
+  rc SET "$(rkey user:online "$user")" "$conn" >/dev/null
+  rc SADD "$(rkey user:connections "$user")" "$conn" >/dev/null
+  rc SADD "$(rkey comet:connections "$comet")" "$conn" >/dev/null
   echo "✅ 用户 $user ($conn) -> $comet"
 done <<DATA
 conn_1 user_123 localhost:50051
@@ -23,4 +23,4 @@ conn_4 user_999 localhost:50052
 DATA
 
 echo
-echo "房间 $ROOM 的连接数: $(rc SCARD "${PREFIX}room:connections:$ROOM")"
+echo "房间 $ROOM 的连接数: $(rc SCARD "$(rkey room:connections "$ROOM")")"

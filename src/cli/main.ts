@@ -67,8 +67,12 @@ program
   .option('--comet-ports <ws:grpc,...>', 'WebSocket:gRPC ports of each comet (0 = any free port) (default: "8082:50051,8083:50052")', cometPortsOption)
   .option('--job-metrics-port <port>', "job's /metrics port (env JOB_METRICS_PORT, default 9464; 0 = any free port)", intOption('--job-metrics-port', 0, 65535))
   .option('--data-dir <dir>', 'where the local redis-server keeps its AOF and the stack writes env (env PUSHLINE_STATE_DIR)')
-  .action(async (opts: { port: number; redisPort: number; cometPorts?: { ws: number; grpc: number }[]; jobMetricsPort?: number; dataDir?: string }) => {
+  .option('--cluster', 'run the stack on a local 3-master Redis Cluster on free loopback ports (docs/scaling.md)')
+  .action(async (opts: { port: number; redisPort: number; cometPorts?: { ws: number; grpc: number }[]; jobMetricsPort?: number; dataDir?: string; cluster?: boolean }) => {
     const { runLocalStack, DEFAULT_COMET_PORTS } = await import('./local-stack.ts');
+    // The cluster is started first and named in the environment, so the stack takes it as its
+    // configured Redis and every child gets REDIS_CLUSTER_NODES (src/local/redis-cluster.ts).
+    if (opts.cluster) await (await import('../local/redis-cluster.ts')).startLocalCluster(opts.dataDir ?? env({}).PUSHLINE_STATE_DIR);
     const e = env({ LOG_PRETTY: 'true' });
     await runLocalStack({
       env: e,

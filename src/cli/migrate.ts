@@ -71,7 +71,7 @@ export async function migrateKafkaToRedis(env: Env, o: MigrateOptions): Promise<
     try {
       counts = await drainRecords(stream as AsyncIterable<DrainRecord>, {
         queue,
-        roomSeqKey: (room) => routingKeys(env.REDIS_KEY_PREFIX).roomSeq(room),
+        roomSeqKey: (room) => routingKeys(env.REDIS_KEY_PREFIX, Boolean(env.REDIS_CLUSTER_NODES)).roomSeq(room),
         defaultPriority: env.DEFAULT_PRIORITY,
         concurrency: o.concurrency,
         dryRun: o.dryRun,

@@ -36,7 +36,7 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
   const redis = createRedis(target, 'command', 'pushline-comet');
   await redis.connect();
   log.info(`Connected to Redis: ${describeTarget(target)}`);
-  const keys = routingKeys(env.REDIS_KEY_PREFIX);
+  const keys = routingKeys(env.REDIS_KEY_PREFIX, Boolean(env.REDIS_CLUSTER_NODES));
   const registry = new RoutingRegistry(redis, keys, env.USER_ONLINE_TTL_SECONDS);
 
   const hub = new Hub({

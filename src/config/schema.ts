@@ -54,6 +54,14 @@ export const envSchema = z.object({
     .trim()
     .regex(/^[A-Za-z0-9_:.\-{}]*$/, { message: 'may only contain letters, digits and _ : . - { }' })
     .default(''),
+  /** Redis Cluster seed nodes, host:port,… (docs/scaling.md): set, every key of a queue or room is hash-tagged. */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9_.\-\[\]:]+:\d+(,[A-Za-z0-9_.\-\[\]:]+:\d+)*$/, { message: 'must be host:port[,host:port…]' })
+    .optional(),
+  /** Complete queue key sets the tasks spread over, each in its own slot (docs/scaling.md); 1 keeps the plain names. */
+  REDIS_QUEUE_SHARDS: int(1, 256).default(1),
   REDIS_TASK_QUEUE: keyName.default('uvr_tasks'),
   REDIS_RESULT_QUEUE: keyName.default('uvr_results'),
   DEFAULT_PRIORITY: int(1, 5).default(3),

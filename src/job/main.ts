@@ -48,7 +48,7 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
   const keys = keysFromEnv(env);
   const queue = new TaskQueue(command, keys, queueOptionsFromEnv(env));
   const dispatcher = createGuardedAgent({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE });
-  const keysOfRouting = routingKeys(env.REDIS_KEY_PREFIX);
+  const keysOfRouting = routingKeys(env.REDIS_KEY_PREFIX, Boolean(env.REDIS_CLUSTER_NODES));
   const registry = createRegistry('job');
   const lookup = new RoutingLookup(command, keysOfRouting);
   const metrics = jobMetrics(registry, async () => (await lookup.comets('alive', env.COMET_DEAD_AFTER_MS)).length);

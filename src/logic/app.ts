@@ -184,14 +184,14 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
     backendName: deps.backend?.name ?? 'redis',
     defaultPriority: deps.defaultPriority,
     taskTypes: deps.taskTypes,
-    keys: routingKeys(deps.queue.keys.prefix),
+    keys: routingKeys(deps.queue.keys.prefix, deps.queue.keys.cluster),
   });
   if (deps.audioWorkDir) await app.register(fileRoutes, { queue: deps.queue, workDir: deps.audioWorkDir });
-  const registry = new RoutingRegistry(deps.redis, routingKeys(deps.queue.keys.prefix), 300);
+  const registry = new RoutingRegistry(deps.redis, routingKeys(deps.queue.keys.prefix, deps.queue.keys.cluster), 300);
   await app.register(webRoutes, {
     queue: deps.queue,
     registry,
-    keys: routingKeys(deps.queue.keys.prefix),
+    keys: routingKeys(deps.queue.keys.prefix, deps.queue.keys.cluster),
     devMode: deps.devMode ?? false,
     authSecret: deps.authSecret ?? null,
     cometAliveMs: deps.cometAliveMs ?? 15_000,
@@ -200,7 +200,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   await app.register(pushRoutes, {
     queue: submit,
     registry,
-    keys: routingKeys(deps.queue.keys.prefix),
+    keys: routingKeys(deps.queue.keys.prefix, deps.queue.keys.cluster),
     defaultPriority: deps.defaultPriority,
     authSecret: deps.authSecret ?? null,
     tokenTtlSeconds: deps.tokenTtlSeconds ?? 3600,

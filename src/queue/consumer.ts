@@ -139,13 +139,14 @@ export class Consumer {
       // A full batch may have left more behind: claim again once there is room. A partial one
       // emptied the queue, and claim.lua re-arms the marker whenever work remains, so waiting on
       // the marker now is safe and saves a round trip per task at low rates.
-      if (batch.tasks.length >= free) continue;
+      if (batch.tasks.length >= free || batch.more) continue;
 
       const untilDue = batch.nextDueMs === null ? maxBlockMs : batch.nextDueMs - batch.nowMs;
       const waitMs = Math.min(maxBlockMs, untilDue);
       if (waitMs <= 0) continue;
       try {
-        await this.options.blocking.bzpopmin(stage.keys.marker, Math.max(0.01, waitMs / 1000));
+        // One key per BZPOPMIN (a Redis Cluster slot each): with shards, consumers spread over their markers.
+        await this.options.blocking.bzpopmin(stage.wakeKey(this.options.index), Math.max(0.01, waitMs / 1000));
       } catch (err) {
         if (this.stopping) break;
         log.warn({ err: String(err) }, 'waiting for work failed; retrying');

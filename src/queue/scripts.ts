@@ -1,18 +1,19 @@
 // Loads the queue's Lua scripts from their .lua files once and defines them on a connection.
 // ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT, so a restarted Redis just works.
+// Every call passes its KEYS count, so ioredis Cluster routes it by its keys (one slot each).
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 
 type Arg = string | number;
 
 const SCRIPTS = {
-  enqueue: { file: 'enqueue.lua', keys: undefined },
-  claim: { file: 'claim.lua', keys: 4 },
-  settle: { file: 'settle.lua', keys: 7 },
-  extend: { file: 'extend.lua', keys: 1 },
-  expired: { file: 'expired.lua', keys: 1 },
-  cancel: { file: 'cancel.lua', keys: 2 },
-  revive: { file: 'revive.lua', keys: 3 },
+  enqueue: { file: 'enqueue.lua' },
+  claim: { file: 'claim.lua' },
+  settle: { file: 'settle.lua' },
+  extend: { file: 'extend.lua' },
+  expired: { file: 'expired.lua' },
+  cancel: { file: 'cancel.lua' },
+  revive: { file: 'revive.lua' },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
@@ -39,17 +40,14 @@ export function observeScripts(redis: Redis, observe: (script: string, seconds: 
 /** Runs a queue script by name: KEYS then ARGV, as the script's header lists them. */
 export function runScript(redis: Redis, name: ScriptName, keys: string[], args: Arg[]): Promise<unknown> {
   if (!defined.has(redis)) {
-    for (const [scriptName, spec] of Object.entries(SCRIPTS)) {
-      redis.defineCommand(prefix + scriptName, {
-        lua: source(scriptName as ScriptName),
-        ...(spec.keys === undefined ? {} : { numberOfKeys: spec.keys }),
-      });
+    for (const scriptName of Object.keys(SCRIPTS)) {
+      redis.defineCommand(prefix + scriptName, { lua: source(scriptName as ScriptName) });
     }
     defined.add(redis);
   }
   const command = (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[prefix + name]!;
   const call = command.bind(redis);
-  const reply = SCRIPTS[name].keys === undefined ? call(keys.length, ...keys, ...args) : call(...keys, ...args);
+  const reply = call(keys.length, ...keys, ...args);
   const observe = observers.get(redis);
   if (!observe) return reply;
   const started = performance.now();

@@ -1,8 +1,9 @@
 // One stage of the pipeline over its ZSETs: the task queue (uvr_tasks) and the webhook
 // results queue (uvr_results) run the same claim / settle / lease / reap machinery; they
 // differ only in which hash fields carry their state (`status` vs `webhook_status`, ...).
+// A sharded queue (REDIS_QUEUE_SHARDS > 1) has one StageShard per shard behind one Stage.
 import type { Redis } from 'ioredis';
-import type { StageKeys } from './keys.ts';
+import { PRIORITIES, priorityScoreRange, type StageKeys } from './keys.ts';
 import { runScript } from './scripts.ts';
 import { hashFromFlat, settlementArgs, type ClaimedTask, type Lease, type Settlement } from './task.ts';
 
@@ -21,6 +22,8 @@ export interface ClaimBatch {
   nowMs: number;
   nextDueMs: number | null;
   tasks: ClaimedTask[];
+  /** Another shard had work waiting when this claim was chosen: claim again before waiting. */
+  more?: boolean;
 }
 
 export interface ExpiredLease extends Lease {
@@ -35,7 +38,8 @@ export interface StageDepths {
   dead: number;
 }
 
-export class Stage {
+/** One shard of a stage: its key set, in one Redis Cluster slot. */
+export class StageShard {
   constructor(
     readonly redis: Redis,
     readonly spec: StageSpec,
@@ -47,7 +51,22 @@ export class Stage {
     return this.spec.keys;
   }
 
-  async claim(limit: number, visibilityMs: number, promoteLimit = 1000): Promise<ClaimBatch> {
+  /** The head score of the queue, the earliest retry and the node's clock, in one round trip. */
+  async head(): Promise<{ headScore: number | null; dueMs: number | null; nowMs: number }> {
+    const { queue, delayed } = this.spec.keys;
+    const replies = (await this.redis.multi().zrange(queue, '0', '0', 'WITHSCORES').zrange(delayed, '0', '0', 'WITHSCORES').time().exec())!.map(([err, v]) => {
+      if (err) throw err;
+      return v as string[];
+    });
+    const [q, d, t] = replies as [string[], string[], string[]];
+    return {
+      headScore: q.length === 2 ? Number(q[1]) : null,
+      dueMs: d.length === 2 ? Number(d[1]) : null,
+      nowMs: Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000),
+    };
+  }
+
+  async claim(limit: number, visibilityMs: number, promoteLimit = 1000, maxScore = '+inf'): Promise<ClaimBatch> {
     const { queue, processing, delayed, marker } = this.spec.keys;
     const reply = (await runScript(this.redis, 'claim', [queue, processing, delayed, marker], [
       this.taskPrefix,
@@ -56,6 +75,7 @@ export class Stage {
       limit,
       visibilityMs,
       promoteLimit,
+      maxScore,
     ])) as unknown[];
     const fp = this.spec.fieldPrefix;
     const nowStr = String(reply[0]);
@@ -83,7 +103,7 @@ export class Stage {
     const reply = (await runScript(
       this.redis,
       'settle',
-      [processing, queue, delayed, dead, marker, next.queue, next.marker],
+      [processing, queue, delayed, dead, marker, next.queue, next.marker, ...items.map((item) => this.taskPrefix + item.id)],
       [
         this.taskPrefix,
         this.spec.fieldPrefix,
@@ -101,7 +121,8 @@ export class Stage {
     if (leases.length === 0) return [];
     const args: (string | number)[] = [this.taskPrefix, this.spec.fieldPrefix, visibilityMs];
     for (const lease of leases) args.push(lease.id, lease.token);
-    const reply = (await runScript(this.redis, 'extend', [this.spec.keys.processing], args)) as number[];
+    const hashes = leases.map((lease) => this.taskPrefix + lease.id);
+    const reply = (await runScript(this.redis, 'extend', [this.spec.keys.processing, ...hashes], args)) as number[];
     return reply.map((v) => v === 1);
   }
 
@@ -127,7 +148,7 @@ export class Stage {
   /** Move a dead-lettered task back into line with a fresh attempt budget. */
   async revive(id: string): Promise<boolean> {
     const { dead, queue, marker } = this.spec.keys;
-    const reply = await runScript(this.redis, 'revive', [dead, queue, marker], [
+    const reply = await runScript(this.redis, 'revive', [dead, queue, marker, this.taskPrefix + id], [
       this.taskPrefix,
       this.spec.fieldPrefix,
       this.spec.scoreField,
@@ -164,5 +185,143 @@ export class Stage {
       return Number(v);
     });
     return { queued: q ?? 0, processing: p ?? 0, delayed: d ?? 0, dead: x ?? 0 };
+  }
+}
+
+/** The highest score of the priority band `score` falls in (keys.ts: priorityScoreRange). */
+function priorityBandEnd(score: number, nowMs: number): number {
+  for (const priority of PRIORITIES) {
+    const [lo, hi] = priorityScoreRange(priority, nowMs);
+    if (score >= lo && score <= hi) return hi;
+  }
+  return score;
+}
+
+export interface ShardSpec {
+  spec: StageSpec;
+  taskPrefix: string;
+}
+
+/**
+ * A stage over all its shards. A claim reads every shard's head (one round trip, in parallel),
+ * then claims from the shard whose head has the lowest score, and only tasks of the priority of
+ * the best other head or higher: a task is never claimed ahead of a higher-priority task that
+ * was at the head of another shard one round trip earlier. Within a priority each shard is FIFO
+ * and the shard with the oldest head goes first, so across shards FIFO holds up to one claim
+ * batch. (Capping at the other head's exact score would keep strict FIFO too, but it cut batches
+ * to ~11 tasks and doubled Redis CPU per task: docs/scaling.md.)
+ */
+export class Stage {
+  readonly shards: StageShard[];
+
+  constructor(
+    readonly redis: Redis,
+    shards: readonly ShardSpec[],
+    retentionSeconds: number,
+    /** The shard of a task, read from its id. */
+    private readonly shardOf: (id: string) => number = () => 0,
+  ) {
+    this.shards = shards.map((s) => new StageShard(redis, s.spec, s.taskPrefix, retentionSeconds));
+  }
+
+  /** The first shard's spec; every shard has the same but for its keys. */
+  get spec(): StageSpec {
+    return this.shards[0]!.spec;
+  }
+
+  get keys(): StageKeys {
+    return this.spec.keys;
+  }
+
+  /** The wake-up key consumer `index` blocks on: consumers spread over the shards' markers. */
+  wakeKey(index: number): string {
+    return this.shards[index % this.shards.length]!.keys.marker;
+  }
+
+  async claim(limit: number, visibilityMs: number, promoteLimit = 1000): Promise<ClaimBatch> {
+    if (this.shards.length === 1) return this.shards[0]!.claim(limit, visibilityMs, promoteLimit);
+    const heads = await Promise.all(this.shards.map((s) => s.head()));
+    // A shard with a retry due goes first: only its claim promotes it (back to its old score).
+    const rank = heads.map((h) => (h.dueMs !== null && h.dueMs <= h.nowMs ? -Infinity : (h.headScore ?? Infinity)));
+    let chosen = 0;
+    rank.forEach((r, i) => (r < rank[chosen]! ? (chosen = i) : undefined));
+    const untilDue = heads.reduce<number | null>((min, h) => (h.dueMs === null ? min : Math.min(min ?? Infinity, h.dueMs - h.nowMs)), null);
+    const others = heads.filter((h, i) => i !== chosen && h.headScore !== null).map((h) => h.headScore!);
+    if (rank[chosen] === Infinity) {
+      const nowMs = heads[0]!.nowMs;
+      return { nowMs, nextDueMs: untilDue === null ? null : nowMs + untilDue, tasks: [] };
+    }
+    const cap = others.length > 0 ? String(priorityBandEnd(Math.min(...others), heads[chosen]!.nowMs)) : '+inf';
+    const batch = await this.shards[chosen]!.claim(limit, visibilityMs, promoteLimit, cap);
+    const nextDue = untilDue === null ? batch.nextDueMs : Math.min(batch.nextDueMs ?? Infinity, batch.nowMs + Math.max(0, untilDue));
+    return { ...batch, nextDueMs: nextDue, more: others.length > 0 };
+  }
+
+  private byShard<T extends { id: string }>(items: readonly T[]): Map<number, number[]> {
+    const groups = new Map<number, number[]>();
+    items.forEach((item, i) => {
+      const shard = this.shards.length === 1 ? 0 : this.shardOf(item.id);
+      const list = groups.get(shard) ?? [];
+      list.push(i);
+      groups.set(shard, list);
+    });
+    return groups;
+  }
+
+  /** Runs `fn` once per shard on that shard's items (in parallel), answers in item order. */
+  private async perShard<T extends { id: string }, R>(items: readonly T[], fn: (shard: StageShard, items: T[]) => Promise<R[]>): Promise<R[]> {
+    if (this.shards.length === 1) return fn(this.shards[0]!, [...items]);
+    const out: R[] = new Array(items.length);
+    await Promise.all(
+      [...this.byShard(items)].map(async ([shard, indexes]) => {
+        const replies = await fn(this.shards[shard]!, indexes.map((i) => items[i]!));
+        indexes.forEach((itemIndex, j) => (out[itemIndex] = replies[j]!));
+      }),
+    );
+    return out;
+  }
+
+  settle(items: readonly Settlement[]): Promise<boolean[]> {
+    return this.perShard(items, (shard, part) => shard.settle(part));
+  }
+
+  extend(leases: readonly Lease[], visibilityMs: number): Promise<boolean[]> {
+    return this.perShard(leases, (shard, part) => shard.extend(part, visibilityMs));
+  }
+
+  async expired(limit: number): Promise<ExpiredLease[]> {
+    return (await Promise.all(this.shards.map((s) => s.expired(limit)))).flat();
+  }
+
+  private shardOfId(id: string): StageShard {
+    return this.shards[this.shards.length === 1 ? 0 : this.shardOf(id)] ?? this.shards[0]!;
+  }
+
+  revive(id: string): Promise<boolean> {
+    return this.shardOfId(id).revive(id);
+  }
+
+  discardDead(id: string): Promise<boolean> {
+    return this.shardOfId(id).discardDead(id);
+  }
+
+  async deadList(count: number): Promise<{ id: string; diedAtMs: number }[]> {
+    const all = (await Promise.all(this.shards.map((s) => s.deadList(count)))).flat();
+    return all.sort((a, b) => b.diedAtMs - a.diedAtMs).slice(0, count);
+  }
+
+  async depths(): Promise<StageDepths> {
+    const all = await Promise.all(this.shards.map((s) => s.depths()));
+    return all.reduce((sum, d) => ({
+      queued: sum.queued + d.queued,
+      processing: sum.processing + d.processing,
+      delayed: sum.delayed + d.delayed,
+      dead: sum.dead + d.dead,
+    }));
+  }
+
+  /** Per-shard depths, for `pushline queue status` and the bench. */
+  shardDepths(): Promise<StageDepths[]> {
+    return Promise.all(this.shards.map((s) => s.depths()));
   }
 }

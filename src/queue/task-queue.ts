@@ -71,40 +71,82 @@ export class TaskQueue {
     readonly keys: QueueKeys,
     readonly options: QueueOptions,
   ) {
+    const shardOf = (id: string) => keys.ofTask(id).shard;
     this.tasks = new Stage(
       redis,
-      { name: 'tasks', keys: keys.tasks, fieldPrefix: '', scoreField: 'created_at', next: keys.results },
-      keys.taskPrefix,
+      keys.shards.map((k) => ({
+        spec: { name: 'tasks', keys: k.tasks, fieldPrefix: '', scoreField: 'created_at', next: k.results },
+        taskPrefix: k.taskPrefix,
+      })),
       options.retentionSeconds,
+      shardOf,
     );
     this.results = new Stage(
       redis,
-      { name: 'results', keys: keys.results, fieldPrefix: 'webhook_', scoreField: 'finished_at' },
-      keys.taskPrefix,
+      keys.shards.map((k) => ({
+        spec: { name: 'results', keys: k.results, fieldPrefix: 'webhook_', scoreField: 'finished_at' },
+        taskPrefix: k.taskPrefix,
+      })),
       options.retentionSeconds,
+      shardOf,
     );
   }
 
-  /** Enqueue many tasks in one atomic script call (one round trip). */
+  private roundRobin = 0;
+
+  /**
+   * The shard a new task goes to. A room message goes to its room's fixed shard (the room's seq
+   * counter lives there, and the room's messages keep their order); a task with an
+   * Idempotency-Key to that key's fixed shard (a retry finds it); any other in turn.
+   */
+  private shardFor(task: NewTask): QueueKeys {
+    const shards = this.keys.shards;
+    if (shards.length === 1) return this.keys;
+    if (task.sequenceKey) return this.keys.ofName(task.sequenceKey);
+    if (task.idempotency) return this.keys.ofName(task.idempotency.key);
+    return shards[this.roundRobin++ % shards.length]!;
+  }
+
+  /**
+   * Enqueue many tasks: one atomic script call (one round trip) per shard they go to; the
+   * shards' calls run in parallel.
+   */
   async enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
     if (tasks.length === 0) return [];
+    if (this.keys.shards.length === 1) return this.enqueueOnShard(this.keys, tasks);
+    const groups = new Map<QueueKeys, number[]>();
+    tasks.forEach((task, i) => {
+      const shard = this.shardFor(task);
+      groups.set(shard, [...(groups.get(shard) ?? []), i]);
+    });
+    const out: EnqueueResult[] = new Array(tasks.length);
+    await Promise.all(
+      [...groups].map(async ([shard, indexes]) => {
+        const results = await this.enqueueOnShard(shard, indexes.map((i) => tasks[i]!));
+        indexes.forEach((taskIndex, j) => (out[taskIndex] = results[j]!));
+      }),
+    );
+    return out;
+  }
+
+  private async enqueueOnShard(keys: QueueKeys, tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
     const idemKeys: string[] = []; // idempotency and sequence keys, in the script's order
-    const args: (string | number)[] = [this.keys.taskPrefix, this.options.idempotencyTtlSeconds, tasks.length];
+    const args: (string | number)[] = [keys.taskPrefix, this.options.idempotencyTtlSeconds, tasks.length, keys.idPrefix];
     for (const task of tasks) {
       const fields: [string, string][] = [['type', task.type]];
       if (task.payload !== undefined) fields.push(['payload', task.payload]);
       if (task.hookUrl) fields.push(['hook_url', task.hookUrl]);
       if (task.maxAttempts) fields.push(['max_attempts', String(task.maxAttempts)]);
       for (const [k, v] of Object.entries(task.fields ?? {})) fields.push([k, v]);
-      if (task.idempotency) idemKeys.push(this.keys.idempotency(task.idempotency.key));
-      if (task.sequenceKey) idemKeys.push(task.sequenceKey);
+      if (task.idempotency) idemKeys.push(keys.idempotency(task.idempotency.key));
+      if (task.sequenceKey) idemKeys.push(keys.sequence(task.sequenceKey));
       args.push(task.priority, task.idempotency ? 1 : 0, task.idempotency?.fingerprint ?? '', task.sequenceKey ? 1 : 0, fields.length);
       for (const [k, v] of fields) args.push(k, v);
     }
     const reply = (await runScript(
       this.redis,
       'enqueue',
-      [this.keys.tasks.queue, this.keys.tasks.marker, this.keys.taskSeq, ...idemKeys],
+      [keys.tasks.queue, keys.tasks.marker, keys.taskSeq, ...idemKeys],
       args,
     )) as (string | number)[];
     const out: EnqueueResult[] = [];
@@ -161,15 +203,16 @@ export class TaskQueue {
    */
   async recordFinished(hash: TaskHash, attempt: number, outcome: 'completed' | 'failed' | 'dead', fields: Record<string, string>): Promise<void> {
     const id = hash.id!;
-    const key = this.keys.task(id);
+    const keys = this.keys.ofTask(id);
+    const key = keys.task(id);
     const now = Date.now();
     const hooked = Boolean(hash.hook_url);
     const final: TaskHash = { ...hash, ...fields, status: outcome, attempts: String(attempt), finished_at: String(now) };
     if (hooked) Object.assign(final, { webhook_status: 'queued', webhook_attempts: '0' });
     const multi = this.redis.multi().hset(key, final);
-    if (outcome === 'dead') multi.zadd(this.keys.tasks.dead, now, id);
+    if (outcome === 'dead') multi.zadd(keys.tasks.dead, now, id);
     if (hooked) {
-      multi.zadd(this.keys.results.queue, now * (6 - Number(hash.priority ?? 3)), id).zadd(this.keys.results.marker, 0, '0');
+      multi.zadd(keys.results.queue, now * (6 - Number(hash.priority ?? 3)), id).zadd(keys.results.marker, 0, '0');
     } else if (this.options.retentionSeconds > 0 && outcome !== 'dead') {
       multi.expire(key, this.options.retentionSeconds);
     }
@@ -180,8 +223,9 @@ export class TaskQueue {
 
   /** Cancel a waiting task: `canceled` true when this call did it, else the status it has. */
   async cancel(id: string): Promise<{ canceled: boolean; status: TaskStatus } | null> {
-    const reply = (await runScript(this.redis, 'cancel', [this.keys.tasks.queue, this.keys.tasks.delayed], [
-      this.keys.taskPrefix,
+    const keys = this.keys.ofTask(id);
+    const reply = (await runScript(this.redis, 'cancel', [keys.tasks.queue, keys.tasks.delayed, keys.task(id)], [
+      keys.taskPrefix,
       id,
       this.options.retentionSeconds,
     ])) as [number, string] | null;
@@ -191,23 +235,31 @@ export class TaskQueue {
   async stats(): Promise<QueueStats> {
     const [sec, micro] = await this.redis.time();
     const nowMs = Number(sec) * 1000 + Math.floor(Number(micro) / 1000);
-    const pipeline = this.redis.pipeline();
-    for (const priority of PRIORITIES) {
-      const [lo, hi] = priorityScoreRange(priority, nowMs);
-      pipeline.zcount(this.keys.tasks.queue, lo, hi);
-      pipeline.zrangebyscore(this.keys.tasks.queue, lo, hi, 'WITHSCORES', 'LIMIT', 0, 1);
-    }
-    const replies = (await pipeline.exec())!.map(([err, v]) => {
-      if (err) throw err;
-      return v;
-    });
+    // One pipeline per shard: each stays in its shard's slot.
+    const perShard = await Promise.all(
+      this.keys.shards.map(async (keys) => {
+        const pipeline = this.redis.pipeline();
+        for (const priority of PRIORITIES) {
+          const [lo, hi] = priorityScoreRange(priority, nowMs);
+          pipeline.zcount(keys.tasks.queue, lo, hi);
+          pipeline.zrangebyscore(keys.tasks.queue, lo, hi, 'WITHSCORES', 'LIMIT', 0, 1);
+        }
+        return (await pipeline.exec())!.map(([err, v]) => {
+          if (err) throw err;
+          return v;
+        });
+      }),
+    );
     const priorities: PriorityDepth[] = PRIORITIES.map((priority, i) => {
-      const first = replies[i * 2 + 1] as string[];
-      return {
-        priority,
-        queued: Number(replies[i * 2]),
-        oldestEnqueuedMs: first.length === 2 ? Number(first[1]) / (6 - priority) : null,
-      };
+      let queued = 0;
+      let oldest: number | null = null;
+      for (const replies of perShard) {
+        queued += Number(replies[i * 2]);
+        const first = replies[i * 2 + 1] as string[];
+        const enqueued = first.length === 2 ? Number(first[1]) / (6 - priority) : null;
+        if (enqueued !== null && (oldest === null || enqueued < oldest)) oldest = enqueued;
+      }
+      return { priority, queued, oldestEnqueuedMs: oldest };
     });
     const oldest = priorities.reduce<number | null>(
       (min, p) => (p.oldestEnqueuedMs !== null && (min === null || p.oldestEnqueuedMs < min) ? p.oldestEnqueuedMs : min),
@@ -219,7 +271,13 @@ export class TaskQueue {
 
   /** The next N tasks in pop order, for inspection. */
   async peek(count: number): Promise<WaitingTask[]> {
-    const flat = await this.redis.zrange(this.keys.tasks.queue, '0', String(Math.max(0, count - 1)), 'WITHSCORES');
+    // Each shard's first N, merged by score: the order consumers claim them in.
+    const perShard = await Promise.all(this.keys.shards.map((keys) => this.peekShard(keys, count)));
+    return perShard.flat().sort((a, b) => a.score - b.score || a.id.localeCompare(b.id)).slice(0, count);
+  }
+
+  private async peekShard(keys: QueueKeys, count: number): Promise<WaitingTask[]> {
+    const flat = await this.redis.zrange(keys.tasks.queue, '0', String(Math.max(0, count - 1)), 'WITHSCORES');
     const ids: string[] = [];
     const scores: number[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) {
@@ -227,7 +285,7 @@ export class TaskQueue {
       scores.push(Number(flat[i + 1]));
     }
     const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hmget(this.keys.task(id), 'priority', 'type', 'created_at');
+    for (const id of ids) pipeline.hmget(keys.task(id), 'priority', 'type', 'created_at');
     const rows = ids.length ? (await pipeline.exec())! : [];
     return ids.map((id, i) => {
       const [priority, type, created] = (rows[i]?.[1] ?? []) as (string | null)[];

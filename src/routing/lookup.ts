@@ -2,6 +2,7 @@
 // the comet that holds them, so one gRPC call per comet node carries the message. Reads only
 // the routing keys, so data written by hand with redis-cli routes the same way.
 import type { ChainableCommander, Redis } from 'ioredis';
+import { perSlot } from '../redis/batch.ts';
 import type { RoutingKeys } from './keys.ts';
 
 export interface Route {
@@ -50,7 +51,8 @@ export class RoutingLookup {
   }
 
   async room(roomId: string, alongside?: (multi: ChainableCommander) => void): Promise<Routes> {
-    // `alongside` adds the caller's own commands to the same transaction (one round trip).
+    // `alongside` adds the caller's own commands to the same transaction (one round trip); on a
+    // cluster they must be this room's keys (room:history:{room} is), all in the room's slot.
     const multi = this.redis.multi().scard(this.keys.roomConnections(roomId)).hgetall(this.keys.roomComets(roomId));
     alongside?.(multi);
     const replies = (await multi.exec()) ?? [];
@@ -77,15 +79,12 @@ export class RoutingLookup {
    * the seed docs' way (which sets only that key).
    */
   async users(userIds: readonly string[]): Promise<Routes> {
-    const pipeline = this.redis.pipeline();
-    for (const user of userIds) {
-      pipeline.smembers(this.keys.userConnections(user));
-      pipeline.get(this.keys.userOnline(user));
-    }
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await perSlot(
+      this.redis,
+      userIds.map((user) => ({ key: this.keys.userConnections(user), add: (p) => p.smembers(this.keys.userConnections(user)).get(this.keys.userOnline(user)) })),
+    );
     const connIds = new Set<string>();
-    for (const [err, value] of replies) {
-      if (err) throw err;
+    for (const value of replies.flat()) {
       if (Array.isArray(value)) value.forEach((c) => connIds.add(String(c)));
       else if (typeof value === 'string') connIds.add(value);
     }
@@ -93,15 +92,11 @@ export class RoutingLookup {
   }
 
   private async group(connIds: readonly string[]): Promise<Routes> {
-    const pipeline = this.redis.pipeline();
-    for (const conn of connIds) pipeline.hmget(this.keys.connectionInfo(conn), 'comet_id', 'user_id');
-    const infos = connIds.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+    const infos = await perSlot(this.redis, connIds.map((conn) => ({ key: this.keys.connectionInfo(conn), add: (p) => p.hmget(this.keys.connectionInfo(conn), 'comet_id', 'user_id') })));
     const byComet = new Map<string, Route>();
     const stale: string[] = [];
     connIds.forEach((conn, i) => {
-      const [err, value] = infos[i] ?? [null, null];
-      if (err) throw err;
-      const [cometId, userId] = (value ?? []) as (string | null)[];
+      const [cometId, userId] = (infos[i]?.[0] ?? []) as (string | null)[];
       if (!cometId) {
         stale.push(conn);
         return;

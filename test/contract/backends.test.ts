@@ -1,5 +1,6 @@
 // Runs the QueueBackend contract against every backend this machine has: the Redis engine and
-// BullMQ on a test redis-server always, Kafka when KAFKA_BOOTSTRAP_SERVERS names a broker.
+// BullMQ on a test redis-server always, Kafka when KAFKA_BOOTSTRAP_SERVERS names a broker; the
+// Redis engine again on a 3-master Redis Cluster, unsharded and with 3 shards (REDIS_QUEUE_SHARDS).
 import { describe, it } from 'vitest';
 import { BullmqBackend } from '../../src/queue/backends/bullmq.ts';
 import { KafkaBackend } from '../../src/queue/backends/kafka.ts';
@@ -9,6 +10,7 @@ import { TaskQueue } from '../../src/queue/task-queue.ts';
 import { createRedis } from '../../src/redis/connect.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
+import { startTestCluster, type TestCluster } from '../helpers/redis-cluster.ts';
 import { queueBackendContract, type ContractSubject } from './queue-backend.contract.ts';
 
 async function subjectOn(make: (queue: TaskQueue, connection: () => ReturnType<typeof createRedis>) => ContractSubject['backend']): Promise<ContractSubject> {
@@ -36,6 +38,33 @@ async function subjectOn(make: (queue: TaskQueue, connection: () => ReturnType<t
 }
 
 queueBackendContract('redis', () => subjectOn((queue, connection) => new RedisBackend(queue, connection)));
+
+// One cluster for both cluster runs of the contract (they run one after the other).
+let cluster: Promise<TestCluster> | null = null;
+let clusterUsers = 0;
+async function subjectOnCluster(shards: number): Promise<ContractSubject> {
+  clusterUsers++;
+  cluster ??= startTestCluster();
+  const running = await cluster;
+  const command = running.connection('command', 'contract');
+  await command.connect();
+  const queue = new TaskQueue(command, queueKeys({ keyPrefix: uniquePrefix(), tagged: true, shards }), { retentionSeconds: 3600, idempotencyTtlSeconds: 600 });
+  const backend = new RedisBackend(queue, () => running.connection('blocking', 'contract-blocking'));
+  return {
+    backend,
+    queue,
+    async close() {
+      await backend.close();
+      command.disconnect();
+      if (--clusterUsers === 0) {
+        await running.close();
+        cluster = null;
+      }
+    },
+  };
+}
+queueBackendContract('redis on a 3-master Redis Cluster', () => subjectOnCluster(1));
+queueBackendContract('redis on a 3-master Redis Cluster, 3 shards', () => subjectOnCluster(3));
 queueBackendContract('bullmq', () =>
   subjectOn((queue, connection) => new BullmqBackend(queue, connection, { queueName: 'uvr_tasks', maxAttempts: 3, backoffMs: 20, lockDurationMs: 1000 })),
 );

@@ -3,6 +3,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BackendUnsupportedError, type Consumption, type QueueBackend } from '../../src/queue/backend.ts';
 import type { Handler, Verdict } from '../../src/queue/consumer.ts';
+import { TASK_ID_PATTERN } from '../../src/queue/keys.ts';
 import type { ClaimedTask } from '../../src/queue/task.ts';
 import type { TaskQueue } from '../../src/queue/task-queue.ts';
 import { silentLogger } from '../../src/util/log.ts';
@@ -43,7 +44,7 @@ export function queueBackendContract(name: string, make: () => Promise<ContractS
     it('delivers what was enqueued, under the id enqueue returned, and records the result', async () => {
       const seen: ClaimedTask[] = [];
       const { id } = await subject.backend.enqueueOne({ type: 'echo', priority: 4, payload: '{"hello":"world"}', fields: { user_id: 'ann', request_id: 'r-1' } });
-      expect(id).toMatch(/^\d{12,}$/);
+      expect(id).toMatch(TASK_ID_PATTERN);
       await consume(async (task) => {
         seen.push(task);
         return { outcome: 'completed', fields: { result: task.hash.payload! } };

@@ -1,5 +1,5 @@
-// An in-process push stack for end-to-end tests: one test redis-server, two comets, a job and
-// the logic app (fastify inject), all sharing one fresh key prefix.
+// An in-process push stack for end-to-end tests: one test redis-server (or a given Redis Cluster),
+// two comets, a job and the logic app (fastify inject), all sharing one fresh key prefix.
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { Redis } from 'ioredis';
 import { startComet, type CometHandle } from '../../src/comet/main.ts';
@@ -12,7 +12,7 @@ import { buildLogicApp } from '../../src/logic/app.ts';
 import { LOGIC_TASK_TYPES } from '../../src/logic/main.ts';
 import { TaskQueue } from '../../src/queue/task-queue.ts';
 import type { TaskHash } from '../../src/queue/task.ts';
-import { createRedis } from '../../src/redis/connect.ts';
+import { createRedis, redisTarget } from '../../src/redis/connect.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { AUTH, authHeader } from './logic.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from './redis.ts';
@@ -24,9 +24,12 @@ export const STACK_SECRET = 'e2e-auth-secret-0123456789';
 export const STACK_GRPC_TOKEN = 'e2e-grpc-token-0123456789';
 
 export interface PushStack {
+  /** The stack's own redis-server; on a cluster stack (options.cluster) it is not there. */
   redis: TestRedis;
-  /** A plain connection for inspecting keys. */
+  /** A plain connection for inspecting keys (a cluster client on a cluster stack). */
   client: Redis;
+  /** redis-cli arguments that reach this stack's Redis (`-c` on a cluster, as users type it). */
+  redisCli: string[];
   env: Env;
   comets: CometHandle[];
   job: JobHandle;
@@ -49,14 +52,20 @@ export interface StackOptions {
   devMode?: boolean;
   /** Also listen on a loopback port (for browsers); `logicUrl` says where. */
   listen?: boolean;
+  /** Run on this Redis Cluster instead of a fresh redis-server (REDIS_CLUSTER_NODES, REDIS_QUEUE_SHARDS). */
+  cluster?: { seeds: string; shards?: number; client: () => Redis };
 }
 
 export async function startPushStack(cometCount = 2, options: StackOptions = {}): Promise<PushStack> {
-  const redis = await startTestRedis();
+  const cluster = options.cluster;
+  const redis = cluster ? (null as unknown as TestRedis) : await startTestRedis();
   const prefix = uniquePrefix();
+  const where = cluster
+    ? { REDIS_CLUSTER_NODES: cluster.seeds, REDIS_QUEUE_SHARDS: String(cluster.shards ?? 1) }
+    : { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port) };
   const envFor = (extra: Record<string, string>): Env => {
     const parsed = parseEnv({
-      REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_KEY_PREFIX: prefix,
+      ...where, REDIS_KEY_PREFIX: prefix,
       AUTH_SECRET: STACK_SECRET, COMET_GRPC_TOKEN: STACK_GRPC_TOKEN, WEBHOOK_SECRET: 'x', COMET_HOST: '127.0.0.1', COMET_WS_PORT: '0', COMET_BATCH_MS: '2',
       COMET_HEARTBEAT_MS: '200', COMET_DEAD_AFTER_MS: '3000', PUSH_RPC_TIMEOUT_MS: '500', LOG_LEVEL: 'silent',
       JOB_METRICS_HOST: '127.0.0.1', JOB_METRICS_PORT: '0', ...options.env, ...extra,
@@ -71,7 +80,7 @@ export async function startPushStack(cometCount = 2, options: StackOptions = {})
     comets.push(await startComet(envFor({ COMET_GRPC_PORT: String(grpcPort), COMET_ID: `127.0.0.1:${grpcPort}` }), silentLogger));
   }
   const job = await startJob(env, silentLogger);
-  const apiRedis = createRedis({ host: '127.0.0.1', port: redis.port, db: 0, password: '' }, 'api', 'e2e-logic');
+  const apiRedis = createRedis(redisTarget(env), 'api', 'e2e-logic');
   await apiRedis.connect();
   const queue = new TaskQueue(apiRedis, keysFromEnv(env), queueOptionsFromEnv(env));
   const app = await buildLogicApp({
@@ -79,9 +88,11 @@ export async function startPushStack(cometCount = 2, options: StackOptions = {})
     log: silentLogger, authSecret: STACK_SECRET, cometAliveMs: 3000, devMode: options.devMode ?? false,
   });
   const logicUrl = options.listen ? await app.listen({ host: '127.0.0.1', port: 0 }) : '';
+  const client = cluster ? cluster.client() : redis.client();
   return {
     redis,
-    client: redis.client(),
+    client,
+    redisCli: cluster ? ['-c', '-p', cluster.seeds.split(',')[0]!.split(':')[1]!] : ['-p', String(redis.port)],
     env,
     comets,
     job,
@@ -100,7 +111,8 @@ export async function startPushStack(cometCount = 2, options: StackOptions = {})
       await job.stop();
       for (const c of comets) await c.stop();
       apiRedis.disconnect();
-      await redis.close();
+      if (cluster) client.disconnect();
+      else await redis.close();
     },
   };
 }

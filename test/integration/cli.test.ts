@@ -12,6 +12,7 @@ import { queueKeys } from '../../src/queue/keys.ts';
 import { TaskQueue } from '../../src/queue/task-queue.ts';
 import { freePort, pingRedis } from '../../src/local/redis-server.ts';
 import { uniquePrefix, useTestRedis } from '../helpers/redis.ts';
+import { useTestCluster } from '../helpers/redis-cluster.ts';
 import { BIN, spawnPushline } from '../helpers/processes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -132,5 +133,27 @@ describe('pushline start', () => {
       stack.child.kill('SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('inspection on a 3-master Redis Cluster with 3 queue shards', () => {
+  const onCluster = useTestCluster();
+
+  it('pushline queue status shows each shard, the totals, and the next tasks merged in pop order', async () => {
+    const prefix = uniquePrefix();
+    const redis = onCluster.cluster.connection('command', 'cli-test');
+    const queue = new TaskQueue(redis, queueKeys({ keyPrefix: prefix, tagged: true, shards: 3 }), { retentionSeconds: 3600, idempotencyTtlSeconds: 60 });
+    const created = await queue.enqueue([1, 5, 3, 5, 2, 4].map((priority) => ({ type: 'echo', priority })));
+    const env = { ...process.env, REDIS_CLUSTER_NODES: onCluster.cluster.seeds, REDIS_QUEUE_SHARDS: '3', REDIS_KEY_PREFIX: prefix };
+    const { stdout } = await run(process.execPath, [BIN, 'queue', 'status', '--next', '3'], { env, cwd: tmpdir() });
+    for (let i = 0; i < 3; i++) expect(stdout).toMatch(new RegExp(`\\{${prefix}uvr_tasks:${i}\\}\\s+2\\s+0\\s+0\\s+0`));
+    expect(stdout).toMatch(/\(all shards\)\s+6\s+0\s+0\s+0/);
+    expect(stdout).toContain('redis-cli -c');
+    expect(stdout).toMatch(/5 \(highest\)\s+2\s/);
+    const next = stdout.split('Next 3 to run')[1]!;
+    const ids = [...next.matchAll(/^\s+\d\s+(\d-\d{12})\s+(\d)/gm)].map((m) => [m[1], m[2]]);
+    // The two priority-5 tasks sit on different shards; equal scores across shards have no set order.
+    expect(ids.slice(0, 2).sort()).toEqual([[created[1]!.id, '5'], [created[3]!.id, '5']].sort());
+    expect(ids[2]).toEqual([created[5]!.id, '4']);
   });
 });

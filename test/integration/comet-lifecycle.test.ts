@@ -1,7 +1,8 @@
 // Comets as users run them (`pushline comet`): a SIGKILLed comet's routing is removed by its
 // peer, a restarted comet clears what its previous run left, SIGTERM closes sockets with 1001
 // and removes routing. Also: a slow consumer is closed with 4008, the room comes from the
-// token only, and server reflection answers (what grpcurl relies on).
+// token only, and server reflection answers (what grpcurl relies on). The SIGKILL/restart/SIGTERM
+// walk runs on a standalone Redis and on a 3-master Redis Cluster (REDIS_CLUSTER_NODES).
 import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
@@ -9,7 +10,9 @@ import { describe, expect, it } from 'vitest';
 import { CometClients } from '../../src/job/comet-clients.ts';
 import { freePort } from '../../src/local/redis-server.ts';
 import { routingKeys } from '../../src/routing/keys.ts';
+import type { Redis } from 'ioredis';
 import { uniquePrefix, useTestRedis } from '../helpers/redis.ts';
+import { useTestCluster } from '../helpers/redis-cluster.ts';
 import { spawnPushline, type Proc } from '../helpers/processes.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { connectClient } from '../helpers/ws.ts';
@@ -17,14 +20,29 @@ import { connectClient } from '../helpers/ws.ts';
 const SECRET = 'lifecycle-secret-0123456789';
 const GRPC_TOKEN = 'lifecycle-grpc-token-0123456789';
 const shared = useTestRedis();
+const onCluster = useTestCluster();
+
+/** Where the comets' Redis is: env for them, a client for assertions, whether keys are tagged. */
+interface Where { env(): Record<string, string>; client(): Redis; tagged: boolean }
+const standalone: Where = {
+  env: () => ({ REDIS_HOST: '127.0.0.1', REDIS_PORT: String(shared.redis.port) }),
+  client: () => shared.client,
+  tagged: false,
+};
+let clusterClient: Redis | null = null;
+const clustered: Where = {
+  env: () => ({ REDIS_CLUSTER_NODES: onCluster.cluster.seeds }),
+  client: () => (clusterClient ??= onCluster.cluster.client() as unknown as Redis),
+  tagged: true,
+};
 
 interface Node { proc: Proc; ws: number; grpc: number; id: string; env: Record<string, string> }
 
-async function comet(prefix: string, extra: Record<string, string> = {}, ports?: { ws: number; grpc: number }): Promise<Node> {
+async function comet(prefix: string, extra: Record<string, string> = {}, ports?: { ws: number; grpc: number }, where: Where = standalone): Promise<Node> {
   const ws = ports?.ws ?? (await freePort());
   const grpcPort = ports?.grpc ?? (await freePort());
   const env = {
-    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(shared.redis.port), REDIS_KEY_PREFIX: prefix, AUTH_SECRET: SECRET, COMET_GRPC_TOKEN: GRPC_TOKEN,
+    ...where.env(), REDIS_KEY_PREFIX: prefix, AUTH_SECRET: SECRET, COMET_GRPC_TOKEN: GRPC_TOKEN,
     COMET_HOST: '127.0.0.1', COMET_WS_PORT: String(ws), COMET_GRPC_PORT: String(grpcPort), COMET_ID: `127.0.0.1:${grpcPort}`,
     COMET_HEARTBEAT_MS: '200', COMET_DEAD_AFTER_MS: '1500', LOG_LEVEL: 'info', ...extra,
   };
@@ -41,12 +59,16 @@ const bearer = (token: string) => {
 
 const open = (port: number, userId: string, roomId: string, query = '') => connectClient(port, SECRET, userId, roomId, query);
 
-describe('comet processes', () => {
+describe.each([
+  ['a standalone Redis', standalone],
+  ['a 3-master Redis Cluster', clustered],
+])('comet processes on %s', (_, where) => {
   it("removes a SIGKILLed comet's routing from a live peer, and a restarted comet clears its leftovers", async () => {
     const prefix = uniquePrefix();
-    const keys = routingKeys(prefix);
-    const a = await comet(prefix);
-    const b = await comet(prefix);
+    const keys = routingKeys(prefix, where.tagged);
+    const shared = { client: where.client() };
+    const a = await comet(prefix, {}, undefined, where);
+    const b = await comet(prefix, {}, undefined, where);
     const onA = await open(a.ws, 'ua', 'room_k');
     const onB = await open(b.ws, 'ub', 'room_k');
     await waitFor(async () => (await shared.client.scard(keys.roomConnections('room_k'))) === 2, 'both routed');
@@ -62,7 +84,7 @@ describe('comet processes', () => {
     b.proc.child.kill('SIGKILL');
     await b.proc.exited;
     expect(await shared.client.exists(keys.connectionInfo(onB.connId))).toBe(1);
-    const b2 = await comet(prefix, {}, { ws: b.ws, grpc: b.grpc });
+    const b2 = await comet(prefix, {}, { ws: b.ws, grpc: b.grpc }, where);
     await waitFor(async () => (await shared.client.exists(keys.connectionInfo(onB.connId))) === 0, 'restart purged leftovers');
     expect(b2.proc.output()).toContain('left by a previous run');
     expect(await shared.client.exists(keys.roomConnections('room_k'))).toBe(0);
@@ -72,9 +94,14 @@ describe('comet processes', () => {
     b2.proc.child.kill('SIGTERM');
     expect(await last.closed).toBe(1001);
     expect(await b2.proc.exited).toBe(0);
-    expect(await shared.client.exists(keys.connectionInfo(last.connId), keys.roomConnections('room_t'))).toBe(0);
+    // One key per EXISTS: on a cluster the two are in different slots.
+    expect(await shared.client.exists(keys.connectionInfo(last.connId))).toBe(0);
+    expect(await shared.client.exists(keys.roomConnections('room_t'))).toBe(0);
     expect(await shared.client.zscore(keys.cometNodes, b2.id)).toBeNull();
   });
+});
+
+describe('comet processes', () => {
 
   it('closes a slow consumer with 4008 and keeps serving the others', async () => {
     const prefix = uniquePrefix();

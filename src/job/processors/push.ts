@@ -5,6 +5,7 @@
 // Log lines follow the seed docs ("Room video_123 has 4 connections", ...).
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ChainableCommander, Redis } from 'ioredis';
+import { perSlot } from '../../redis/batch.ts';
 import type { RoutingKeys } from '../../routing/keys.ts';
 import { RoutingLookup, type Route } from '../../routing/lookup.ts';
 import { PermanentError, type Processor, type TaskContext } from '../processor.ts';
@@ -141,12 +142,16 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
           const online = new Set(found.byComet.flatMap((r) => r.userIds));
           const offline = push.userIds!.filter((u) => !online.has(u));
           if (offline.length > 0) {
-            const pipeline = options.redis.pipeline();
-            for (const user of offline) {
-              const key = options.keys.userOffline(user);
-              pipeline.lpush(key, json).ltrim(key, 0, options.offline.max - 1).expire(key, options.offline.ttlSeconds);
-            }
-            await pipeline.exec();
+            const max = options.offline.max;
+            const ttl = options.offline.ttlSeconds;
+            // One pipeline per slot: on a cluster each user's keys are a slot of their own.
+            await perSlot(
+              options.redis,
+              offline.map((user) => {
+                const key = options.keys.userOffline(user);
+                return { key, add: (p: ChainableCommander) => p.lpush(key, json).ltrim(key, 0, max - 1).expire(key, ttl) };
+              }),
+            );
             ctx.log.info(`Stored for ${offline.length} offline users: ${offline.join(',')}`);
           }
         }

@@ -1,13 +1,13 @@
 --[[
   Cancel a task that is still waiting (queued or waiting for a retry).
 
-  KEYS[1]  queue ZSET     KEYS[2]  delayed ZSET
-  ARGV[1]  task hash key prefix    ARGV[2]  task id    ARGV[3]  retention seconds (0 = keep)
+  KEYS[1]  queue ZSET     KEYS[2]  delayed ZSET     KEYS[3]  the task's hash
+  ARGV[1]  unused (was the task hash key prefix)    ARGV[2]  task id    ARGV[3]  retention seconds (0 = keep)
 
   Returns { 1, 'canceled' } when this call canceled it, { 0, status } when it was not waiting
   (processing, completed, canceled already, ...), or false when no such task exists.
 ]]
-local key = ARGV[1] .. ARGV[2]
+local key = KEYS[3]
 local status = redis.call('HGET', key, 'status')
 if not status then
   return false

@@ -13,6 +13,11 @@
   ARGV[4]  max tasks to claim
   ARGV[5]  visibility timeout ms (lease length)
   ARGV[6]  max delayed tasks to promote
+  ARGV[7]  highest score to claim ('+inf' = any): a sharded queue claims from one shard only
+           what is not behind another shard's head (docs/scaling.md)
+
+  Task hashes are ARGV[1] .. id for ids found here (not declarable in KEYS); in the tagged
+  layout ARGV[1] carries the queue's hash tag, so they share KEYS[1]'s slot.
 
   Returns { now_ms, next_delayed_due_ms or '', count, attempts_1, hash_1, attempts_2, hash_2, ... }
   where each hash is HGETALL's flat field/value array as it was before the claim and
@@ -39,7 +44,16 @@ for _, id in ipairs(due) do
 end
 
 local out = { nowStr, '', 0 }
-local popped = redis.call('ZPOPMIN', queue, limit)
+local cap = ARGV[7] or '+inf'
+local popped
+if cap == '+inf' then
+  popped = redis.call('ZPOPMIN', queue, limit)
+else
+  popped = redis.call('ZRANGE', queue, '-inf', cap, 'BYSCORE', 'LIMIT', 0, limit, 'WITHSCORES')
+  for i = 1, #popped, 2 do
+    redis.call('ZREM', queue, popped[i])
+  end
+end
 local deadline = string.format('%d', now + visibility)
 local attemptsField, statusField, startedField = fp .. 'attempts', fp .. 'status', fp .. 'started_at'
 local leases = {}

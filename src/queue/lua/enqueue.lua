@@ -10,6 +10,7 @@
   ARGV[1]  task hash key prefix  ("task:")
   ARGV[2]  idempotency TTL in seconds
   ARGV[3]  number of tasks N
+  ARGV[4]  id prefix: '' unsharded, '<shard>-' on a shard of REDIS_QUEUE_SHARDS > 1
   then per task:
     priority, has_idempotency_key (0|1), body fingerprint, has_sequence_key (0|1),
     field count F, F field/value pairs
@@ -24,18 +25,23 @@
   Ids are zero-padded INCR values so that tasks with the same score (same millisecond and
   priority) pop in enqueue order: a ZSET orders equal scores by member, lexicographically.
   Time comes from Redis (TIME) so every logic process shares one clock.
+
+  Task hashes are ARGV[1] .. id: their ids are made here, so they cannot be declared in KEYS.
+  In the tagged layout (Redis Cluster, shards) ARGV[1] carries the queue's hash tag, so every
+  hash lies in KEYS[1]'s slot, which Redis Cluster allows a script to touch.
 ]]
 local queue, marker, seqKey = KEYS[1], KEYS[2], KEYS[3]
 local taskPrefix = ARGV[1]
 local idemTtl = tonumber(ARGV[2])
 local count = tonumber(ARGV[3])
+local idPrefix = ARGV[4]
 
 local t = redis.call('TIME')
 local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nowStr = string.format('%d', nowMs)
 
 local out = {}
-local argi = 4
+local argi = 5
 local keyi = 4
 local added = 0
 for _ = 1, count do
@@ -76,6 +82,7 @@ for _ = 1, count do
   if not replay then
     local seq = redis.call('INCR', seqKey)
     local id = string.format('%012d', seq)
+    id = idPrefix .. id
     local hash = { 'id', id, 'priority', priority, 'status', 'queued', 'created_at', nowStr }
     if seqKeyOfTask then
       hash[#hash + 1] = 'seq'

@@ -4,6 +4,9 @@
   KEYS[1]  processing ZSET
   ARGV[1]  task hash key prefix    ARGV[2]  stage field prefix    ARGV[3]  max entries
 
+  Task hashes are ARGV[1] .. id for ids found here (not declarable in KEYS); in the tagged
+  layout ARGV[1] carries the queue's hash tag, so they share KEYS[1]'s slot.
+
   Returns a flat array, three entries per lease: id, lease token (attempts), the stage's max_attempts ('' = default).
   Read-only: the reaper settles each with settle's only-if-expired flag, so a lease
   extended in between, or settled by another reaper, is left alone.

@@ -2,13 +2,13 @@
   Take a dead-lettered task out of a stage's dead set and queue it again at its original
   place in line, with a fresh attempt budget (the dashboard's and CLI's "retry").
 
-  KEYS[1]  dead ZSET    KEYS[2]  queue ZSET    KEYS[3]  marker ZSET
-  ARGV[1]  task hash key prefix    ARGV[2]  stage field prefix
+  KEYS[1]  dead ZSET    KEYS[2]  queue ZSET    KEYS[3]  marker ZSET    KEYS[4]  the task's hash
+  ARGV[1]  unused (was the task hash key prefix)    ARGV[2]  stage field prefix
   ARGV[3]  hash field whose ms value (× (6 − priority)) is the stage score    ARGV[4]  id
 
   Returns 1 when requeued, 0 when the id is not in the dead set (or its hash is gone).
 ]]
-local key = ARGV[1] .. ARGV[4]
+local key = KEYS[4]
 local fp = ARGV[2]
 if redis.call('ZREM', KEYS[1], ARGV[4]) == 0 then
   return 0

@@ -4,8 +4,9 @@
   KEYS[1]  processing ZSET    KEYS[2]  queue ZSET      KEYS[3]  delayed ZSET
   KEYS[4]  dead ZSET          KEYS[5]  marker ZSET
   KEYS[6]  next stage queue   KEYS[7]  next stage marker   (the results stage, for webhooks)
+  KEYS[8..] the task hash of each item, in item order
 
-  ARGV[1]  task hash key prefix
+  ARGV[1]  unused (was the task hash key prefix; kept so the positions below stay)
   ARGV[2]  stage field prefix ('' for tasks, 'webhook_' for the results stage)
   ARGV[3]  hash field whose ms value (× (6 − priority)) is the stage score
   ARGV[4]  retention seconds for finished task hashes (0 = keep)
@@ -46,7 +47,7 @@ local out = {}
 local unleased = {}
 local wake, wakeNext = false, false
 local argi = 7
-for _ = 1, count do
+for item = 1, count do
   local id, token, outcome = ARGV[argi], ARGV[argi + 1], ARGV[argi + 2]
   local delay = tonumber(ARGV[argi + 3])
   local onlyIfExpired = ARGV[argi + 4] == '1'
@@ -54,7 +55,7 @@ for _ = 1, count do
   local fieldsAt = argi + 6
   argi = fieldsAt + nfields * 2
 
-  local key = taskPrefix .. id
+  local key = KEYS[7 + item]
   -- attempts, stage status, hook_url, task status, priority, stage error, score base
   local v = redis.call('HMGET', key, attemptsField, statusField, 'hook_url', 'status', 'priority', errorField, baseField)
   local ok = 0
