@@ -221,7 +221,7 @@ async function main(): Promise<void> {
   if (PHASES.has('logic')) {
     await phaseLogic(
       {
-        root: ROOT, dir, redisPort, connections: int('logic-connections', 64, 1), seconds: numberSetting('logic-s', 5),
+        root: ROOT, logicRoots: listSetting('logic-roots', ROOT), rounds: int('logic-rounds', 1, 1), dir, redisPort, connections: int('logic-connections', 64, 1), seconds: numberSetting('logic-s', 5),
         warmupS: numberSetting('logic-warmup-s', 2), routes: listSetting('logic-routes', LOGIC_ROUTES.join(',')),
       },
       report,
