@@ -8,7 +8,7 @@ import type { RoutingKeys } from '../../routing/keys.ts';
 import type { PushPayload } from '../../job/processors/push.ts';
 import { statusMessage, statusTarget } from '../../job/task-status.ts';
 import { ApiError } from '../errors.ts';
-import { acceptedSchema, generateBodySchema, idempotencyHeadersSchema, taskParamsSchema, type GenerateBody } from '../schemas.ts';
+import { acceptedSchema, acceptedSerializerCompiler, generateBodySchema, idempotencyHeadersSchema, taskParamsSchema, type GenerateBody } from '../schemas.ts';
 
 export interface TaskRoutesOptions {
   /** The Redis engine: task hashes (GET), cancel. */
@@ -83,6 +83,7 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
     '/generate',
     {
       onRequest: app.apiAuth,
+      serializerCompiler: acceptedSerializerCompiler,
       schema: { body: bodySchema, headers: idempotencyHeadersSchema, response: { 202: acceptedSchema } },
     },
     async (request, reply) => {
