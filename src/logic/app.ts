@@ -11,6 +11,7 @@ import type { TaskQueue } from '../queue/task-queue.ts';
 import { BackendUnsupportedError, type QueueBackend } from '../queue/backend.ts';
 import { registerBasicAuth } from './auth.ts';
 import { ApiError, codeForStatus, rawErrorResponse, type ApiErrorCode, type FieldError } from './errors.ts';
+import { mergeEnqueues } from './enqueue-merge.ts';
 import { exceedsJsonDepth } from './json-depth.ts';
 import { healthRoutes } from './routes/health.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -142,8 +143,10 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
-  app.addHook('onSend', async (request, reply) => {
+  // Callback style: an async hook costs a promise per request.
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
+    done(null, payload);
   });
 
   app.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
@@ -177,7 +180,8 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   registerLogicMetrics(app, deps.metrics ?? createRegistry('logic'), deps.queue, deps.redis);
   await registerBasicAuth(app, deps.credentials);
   await app.register(healthRoutes, { queue: deps.queue, redis: deps.redis, backend: deps.backend?.name ?? 'redis' });
-  const submit = deps.backend ?? deps.queue;
+  // Requests of one event-loop turn share one enqueue script call (see enqueue-merge.ts).
+  const submit = mergeEnqueues(deps.backend ?? deps.queue);
   await app.register(taskRoutes, {
     queue: deps.queue,
     submit,

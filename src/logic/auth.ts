@@ -2,8 +2,15 @@
 // digests, so lengths leak nothing either) and both are always compared.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import basicAuth from '@fastify/basic-auth';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { ApiError } from './errors.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The API's auth check for `onRequest`: Basic credentials, with accepted headers remembered. */
+    apiAuth: (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
+  }
+}
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
@@ -15,23 +22,32 @@ export function credentialsMatch(given: { username: string; password: string }, 
   return userOk && passOk;
 }
 
-/** How many distinct credential pairs that already passed the check are remembered. */
+/** How many distinct Authorization header values that already passed the check are remembered. */
 const REMEMBERED = 8;
 
 export async function registerBasicAuth(app: FastifyInstance, expected: { username: string; password: string }): Promise<void> {
-  // Pairs that passed the constant-time check skip the two digests on later requests. Only
-  // correct credentials are remembered, so a wrong guess always takes the constant-time path.
-  const passed = new Set<string>();
+  // Authorization header values that passed the constant-time check skip parsing, base64 and
+  // the two digests on later requests (a client sends the same header on every request). Only
+  // accepted values are remembered, so a wrong guess always takes the constant-time path; the
+  // lookup is a hash-table probe (the whole string is hashed), not a prefix-revealing compare.
+  const accepted = new Set<string>();
   await app.register(basicAuth, {
     authenticate: { realm: 'pushline' },
-    validate: async (username, password) => {
-      const pair = `${username}\u0000${password}`;
-      if (passed.has(pair)) return;
+    validate: async (username, password, request) => {
       if (!credentialsMatch({ username, password }, expected)) {
         throw new ApiError('unauthorized', 'invalid API credentials');
       }
-      if (passed.size >= REMEMBERED) passed.clear();
-      passed.add(pair);
+      const header = request.headers.authorization;
+      if (typeof header === 'string') {
+        if (accepted.size >= REMEMBERED) accepted.clear();
+        accepted.add(header);
+      }
     },
+  });
+  const check = app.basicAuth;
+  app.decorate('apiAuth', function apiAuth(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
+    const header = request.headers.authorization;
+    if (header !== undefined && accepted.has(header)) return done();
+    return check.call(this, request, reply, done);
   });
 }

@@ -43,7 +43,7 @@ function contentType(name: string): string {
 }
 
 export const fileRoutes: FastifyPluginAsyncZod<FileRoutesOptions> = async (app, options) => {
-  app.get('/tasks/:id/files/:name', { onRequest: app.basicAuth, schema: { params: paramsSchema } }, async (request, reply) => {
+  app.get('/tasks/:id/files/:name', { onRequest: app.apiAuth, schema: { params: paramsSchema } }, async (request, reply) => {
     const { id, name } = request.params;
     if (!(await options.queue.get(id))) throw new ApiError('not_found', `task ${id} does not exist (or has expired)`);
     const missing = () => new ApiError('not_found', `task ${id} has no output file ${name}`);

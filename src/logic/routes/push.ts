@@ -11,7 +11,7 @@ import type { QueueBackend } from '../../queue/backend.ts';
 import { BackendUnsupportedError } from '../../queue/backend.ts';
 import type { PushPayload } from '../../job/processors/push.ts';
 import { ApiError } from '../errors.ts';
-import { clientMessage, displayName, identifier, prioritySchema } from '../schemas.ts';
+import { acceptedSerializerCompiler, clientMessage, displayName, identifier, prioritySchema } from '../schemas.ts';
 
 export interface PushRoutesOptions {
   /** Where push tasks go: the Redis engine or the configured QueueBackend. */
@@ -83,7 +83,7 @@ export const pushRoutes: FastifyPluginAsyncZod<PushRoutesOptions> = async (app, 
     }
   }
 
-  app.post('/logic/send', { onRequest: app.basicAuth, schema: { body: sendBody, response: { 202: accepted } } }, async (req, reply) => {
+  app.post('/logic/send', { onRequest: app.apiAuth, serializerCompiler: acceptedSerializerCompiler, schema: { body: sendBody, response: { 202: accepted } } }, async (req, reply) => {
     const b = req.body;
     const payload: PushPayload = {
       mode: 'room',
@@ -93,17 +93,17 @@ export const pushRoutes: FastifyPluginAsyncZod<PushRoutesOptions> = async (app, 
     return reply.code(202).send(await enqueue(payload, b.priority, req.id, { room_id: b.roomId, user_id: b.userId }));
   });
 
-  app.post('/logic/push', { onRequest: app.basicAuth, schema: { body: pushBody, response: { 202: accepted } } }, async (req, reply) => {
+  app.post('/logic/push', { onRequest: app.apiAuth, serializerCompiler: acceptedSerializerCompiler, schema: { body: pushBody, response: { 202: accepted } } }, async (req, reply) => {
     const payload: PushPayload = { mode: 'users', userIds: req.body.userIds, message: { ...req.body.message, ts: Date.now() } };
     return reply.code(202).send(await enqueue(payload, req.body.priority, req.id));
   });
 
-  app.post('/logic/broadcast', { onRequest: app.basicAuth, schema: { body: broadcastBody, response: { 202: accepted } } }, async (req, reply) => {
+  app.post('/logic/broadcast', { onRequest: app.apiAuth, serializerCompiler: acceptedSerializerCompiler, schema: { body: broadcastBody, response: { 202: accepted } } }, async (req, reply) => {
     const payload: PushPayload = { mode: 'broadcast', message: { ...req.body.message, ts: Date.now() } };
     return reply.code(202).send(await enqueue(payload, req.body.priority, req.id));
   });
 
-  app.post('/logic/token', { onRequest: app.basicAuth, schema: { body: tokenBody } }, async (req) => {
+  app.post('/logic/token', { onRequest: app.apiAuth, schema: { body: tokenBody } }, async (req) => {
     if (!options.authSecret) throw new ApiError('service_unavailable', 'AUTH_SECRET is not configured on logic, so it cannot sign connection tokens');
     let comets;
     try {

@@ -8,7 +8,7 @@ import type { RoutingKeys } from '../../routing/keys.ts';
 import type { PushPayload } from '../../job/processors/push.ts';
 import { statusMessage, statusTarget } from '../../job/task-status.ts';
 import { ApiError } from '../errors.ts';
-import { acceptedSchema, generateBodySchema, idempotencyHeadersSchema, taskParamsSchema, type GenerateBody } from '../schemas.ts';
+import { acceptedSchema, acceptedSerializerCompiler, generateBodySchema, idempotencyHeadersSchema, taskParamsSchema, type GenerateBody } from '../schemas.ts';
 
 export interface TaskRoutesOptions {
   /** The Redis engine: task hashes (GET), cancel. */
@@ -82,7 +82,8 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
   app.post(
     '/generate',
     {
-      onRequest: app.basicAuth,
+      onRequest: app.apiAuth,
+      serializerCompiler: acceptedSerializerCompiler,
       schema: { body: bodySchema, headers: idempotencyHeadersSchema, response: { 202: acceptedSchema } },
     },
     async (request, reply) => {
@@ -121,7 +122,7 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
     },
   );
 
-  app.get('/tasks/:id', { onRequest: app.basicAuth, schema: { params: taskParamsSchema } }, async (request) => {
+  app.get('/tasks/:id', { onRequest: app.apiAuth, schema: { params: taskParamsSchema } }, async (request) => {
     const hash = await queue.get(request.params.id);
     if (!hash) {
       const later = options.backendName === 'redis' ? '' : ` (with QUEUE_BACKEND=${options.backendName} a task shows here once it has finished)`;
@@ -130,7 +131,7 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
     return taskView(hash);
   });
 
-  app.delete('/tasks/:id', { onRequest: app.basicAuth, schema: { params: taskParamsSchema } }, async (request) => {
+  app.delete('/tasks/:id', { onRequest: app.apiAuth, schema: { params: taskParamsSchema } }, async (request) => {
     const { id } = request.params;
     if (options.backendName !== 'redis') throw new BackendUnsupportedError(`canceling a task needs QUEUE_BACKEND=redis (this logic runs ${options.backendName})`);
     const outcome = await queue.cancel(id);

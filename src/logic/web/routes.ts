@@ -58,7 +58,7 @@ export const webRoutes: FastifyPluginAsyncZod<WebRoutesOptions> = async (app, op
   app.get('/demo.js', hidden, send('demo.js'));
   app.get('/client.js', hidden, send('client.js'));
   app.get('/style.css', hidden, send('style.css'));
-  app.get('/dashboard', { ...hidden, onRequest: app.basicAuth }, send('dashboard.html'));
+  app.get('/dashboard', { ...hidden, onRequest: app.apiAuth }, send('dashboard.html'));
   app.get('/dashboard.js', hidden, send('dashboard.js'));
 
   // --- demo helpers: dev mode only (in production tokens come from POST /logic/token, with API credentials) ---
@@ -86,7 +86,7 @@ export const webRoutes: FastifyPluginAsyncZod<WebRoutesOptions> = async (app, op
   });
 
   // --- dashboard data (API auth) ---
-  app.get('/dashboard/api/overview', { onRequest: app.basicAuth, schema: { hide: true } }, async () => {
+  app.get('/dashboard/api/overview', { onRequest: app.apiAuth, schema: { hide: true } }, async () => {
     const [stats, comets, dead, webhookDead, workers, enqueuedTotal] = await Promise.all([
       queue.stats(),
       registry.liveComets(options.cometAliveMs),
@@ -119,11 +119,11 @@ export const webRoutes: FastifyPluginAsyncZod<WebRoutesOptions> = async (app, op
       webhook_failures: webhookDead.map((d, i) => ({ id: d.id, failed_at: d.diedAtMs, hook_url: hookRows[i]?.[0], attempts: Number(hookRows[i]?.[1] ?? 0), error: hookRows[i]?.[2], task_status: hookRows[i]?.[3] })),
     };
   });
-  app.post('/dashboard/api/dead/:id/retry', { onRequest: app.basicAuth, schema: { hide: true, params: taskParamsSchema } }, async (req) => {
+  app.post('/dashboard/api/dead/:id/retry', { onRequest: app.apiAuth, schema: { hide: true, params: taskParamsSchema } }, async (req) => {
     if (!(await reviveDeadTask(queue, options.backendName, req.params.id))) throw new ApiError('not_found', `task ${req.params.id} is not in the dead-letter set`);
     return { task_id: req.params.id, status: 'queued' };
   });
-  app.delete('/dashboard/api/dead/:id', { onRequest: app.basicAuth, schema: { hide: true, params: taskParamsSchema } }, async (req) => {
+  app.delete('/dashboard/api/dead/:id', { onRequest: app.apiAuth, schema: { hide: true, params: taskParamsSchema } }, async (req) => {
     if (!(await queue.tasks.discardDead(req.params.id))) throw new ApiError('not_found', `task ${req.params.id} is not in the dead-letter set`);
     return { task_id: req.params.id, status: 'deleted' };
   });
