@@ -11,7 +11,6 @@ import type { TaskQueue } from '../queue/task-queue.ts';
 import { BackendUnsupportedError, type QueueBackend } from '../queue/backend.ts';
 import { registerBasicAuth } from './auth.ts';
 import { ApiError, codeForStatus, rawErrorResponse, type ApiErrorCode, type FieldError } from './errors.ts';
-import { mergeEnqueues } from './enqueue-merge.ts';
 import { exceedsJsonDepth } from './json-depth.ts';
 import { healthRoutes } from './routes/health.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -180,8 +179,9 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   registerLogicMetrics(app, deps.metrics ?? createRegistry('logic'), deps.queue, deps.redis);
   await registerBasicAuth(app, deps.credentials);
   await app.register(healthRoutes, { queue: deps.queue, redis: deps.redis, backend: deps.backend?.name ?? 'redis' });
-  // Requests of one event-loop turn share one enqueue script call (see enqueue-merge.ts).
-  const submit = mergeEnqueues(deps.backend ?? deps.queue);
+  // On the Redis engine, requests of one event-loop turn share one enqueue script call
+  // (TaskQueue.enqueueOne).
+  const submit = deps.backend ?? deps.queue;
   await app.register(taskRoutes, {
     queue: deps.queue,
     submit,

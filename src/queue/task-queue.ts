@@ -161,19 +161,27 @@ export class TaskQueue {
   }
 
   /**
-   * Enqueue one task. Calls made while an enqueue is already in flight are sent together as
-   * one script call when it returns: under load each task then costs a fraction of a script
-   * call, and an idle queue adds no delay. Tasks keep their call order (ids, FIFO ties).
+   * Enqueue one task. Calls of one event-loop turn (many keep-alive requests under load) go out
+   * together as one script call at the end of that turn, and calls made while enqueues are in
+   * flight join the next one: under load each task costs a fraction of a script call, and a
+   * lone call waits for no timer. Tasks keep their call order (ids, per-room seq, FIFO ties).
    */
   enqueueOne(task: NewTask): Promise<EnqueueResult> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ task, resolve, reject });
-      if (this.inFlight < MAX_ENQUEUES_IN_FLIGHT) void this.sendWaiting();
+      if (!this.flushScheduled && this.inFlight < MAX_ENQUEUES_IN_FLIGHT) {
+        this.flushScheduled = true;
+        setImmediate(() => {
+          this.flushScheduled = false;
+          void this.sendWaiting();
+        });
+      }
     });
   }
 
   private waiting: { task: NewTask; resolve: (r: EnqueueResult) => void; reject: (e: unknown) => void }[] = [];
   private inFlight = 0;
+  private flushScheduled = false;
 
   private async sendWaiting(): Promise<void> {
     while (this.waiting.length > 0 && this.inFlight < MAX_ENQUEUES_IN_FLIGHT) {
