@@ -27,6 +27,7 @@ interface Posted {
 }
 
 interface Figures {
+  how: 'kill' | 'demote';
   waitReplicas: number;
   posted: number;
   accepted: number;
@@ -42,7 +43,7 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function failoverRun(waitReplicas: number): Promise<{ figures: Figures; posted: Posted[]; receiver: Receiver; rr: ReplicatedRedis; procs: Proc[]; newMaster: number; logicUrl: string }> {
+async function failoverRun(waitReplicas: number, how: 'kill' | 'demote' = 'kill'): Promise<{ figures: Figures; posted: Posted[]; receiver: Receiver; rr: ReplicatedRedis; procs: Proc[]; newMaster: number; logicUrl: string }> {
   const rr = await startReplicatedRedis({ replicas: 2, sentinels: 3, downAfterMs: 1000 });
   cleanup.push(() => rr.close());
   const receiver = await startReceiver();
@@ -113,11 +114,15 @@ async function failoverRun(waitReplicas: number): Promise<{ figures: Figures; po
   const oldMaster = rr.nodes[0]!.port;
   await waitFor(() => posted.filter((p) => p.status === 202).length >= 100, '100 tasks accepted before the failover', 30_000, 50);
   const killedAt = Date.now();
-  await rr.kill(oldMaster);
+  if (how === 'kill') await rr.kill(oldMaster);
+  // SENTINEL FAILOVER: the old master stays up and becomes a replica; connections to it stay
+  // open and its writes answer READONLY (and, had it been cut off, it would accept writes that
+  // its resync later discards).
+  else await rr.client(rr.sentinels[0]!.port).call('SENTINEL', 'FAILOVER', 'mymaster');
   const newMaster = await rr.waitForNewMaster(oldMaster);
   // Service is back once logic accepts tasks again; then keep the load on a little longer.
-  const firstBack = await waitFor(() => posted.find((p) => p.at > killedAt && p.status === 202), 'logic to accept tasks after the failover', 60_000, 50);
-  await waitFor(() => posted.filter((p) => p.at > firstBack.at && p.status === 202).length >= 100, '100 tasks accepted after the failover', 60_000, 50);
+  const promotedAt = Date.now();
+  await waitFor(() => posted.filter((p) => p.at > promotedAt && p.status === 202).length >= 100, '100 tasks accepted after the failover', 60_000, 50);
   producing = false;
   await producer;
 
@@ -142,7 +147,11 @@ async function failoverRun(waitReplicas: number): Promise<{ figures: Figures; po
   const lost = accepted.filter((p) => !hooked.get(p.taskId!)?.has(p.i)).length;
   // An id handed out twice: two requests got it, or its webhooks name more than one request.
   const duplicateIds = [...new Set([...byId.keys(), ...hooked.keys()])].filter((id) => (byId.get(id)?.length ?? 0) > 1 || (hooked.get(id)?.size ?? 0) > 1).length;
+  // The outage: from the kill to the first 202 after the last refusal.
+  const lastRefused = posted.filter((p) => p.at >= killedAt && p.status !== 202).sort((a, b) => a.at - b.at).at(-1);
+  const firstBack = lastRefused ? posted.filter((p) => p.at > lastRefused.at && p.status === 202).sort((a, b) => a.at - b.at)[0]! : { at: killedAt };
   const figures: Figures = {
+    how,
     waitReplicas,
     posted: posted.length,
     accepted: accepted.length,
@@ -159,7 +168,7 @@ async function failoverRun(waitReplicas: number): Promise<{ figures: Figures; po
     }
     console.log([...buckets].sort((a, b) => parseInt(a[0]) - parseInt(b[0])).map(([k, v]) => `${k}: ${v}`).join('\n'));
   }
-  console.log(`sentinel failover, REDIS_WAIT_REPLICAS=${waitReplicas}: ${JSON.stringify(figures)}`);
+  console.log(`sentinel failover (${how}), REDIS_WAIT_REPLICAS=${waitReplicas}: ${JSON.stringify(figures)}`);
   appendFileSync(FIGURES_FILE, `${JSON.stringify({ at: new Date().toISOString(), ...figures })}\n`);
   return { figures, posted, receiver, rr, procs, newMaster, logicUrl };
 }
@@ -179,8 +188,18 @@ describe('Sentinel failover (master SIGKILLed under load)', () => {
     expect(newMaster).toBeGreaterThan(0);
   });
 
-  it('without WAIT: records how many acknowledged tasks were lost (not asserted)', { timeout: 300_000 }, async () => {
-    const { figures, procs } = await failoverRun(0);
+  it('a demoted master that stays up (SENTINEL FAILOVER): every connection leaves it, every 202 completes', { timeout: 300_000 }, async () => {
+    const { figures, procs, logicUrl } = await failoverRun(1, 'demote');
+    expect(figures.accepted).toBeGreaterThan(200);
+    expect(figures.lost).toBe(0);
+    expect(figures.duplicateIds).toBe(0);
+    for (const p of procs) expect(p.child.exitCode).toBeNull();
+    const health = await fetch(`${logicUrl}/health`);
+    expect(health.status).toBe(200);
+  });
+
+  it.each(['kill', 'demote'] as const)('without WAIT (%s): records how many acknowledged tasks were lost (not asserted)', { timeout: 300_000 }, async (how) => {
+    const { figures, procs } = await failoverRun(0, how);
     expect(figures.accepted).toBeGreaterThan(200);
     for (const p of procs) expect(p.child.exitCode).toBeNull();
   });
