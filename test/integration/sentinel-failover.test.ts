@@ -1,14 +1,17 @@
 // Sentinel failover under load, all real processes: a master, two replicas and three
-// sentinels; pushline logic and job started as users start them (REDIS_SENTINELS). Tasks are
+// sentinels; pushline logic, job and a comet started as users start them (REDIS_SENTINELS). Tasks are
 // posted steadily while the master is SIGKILLed. With REDIS_WAIT_REPLICAS=1 every 202 must
 // complete (its webhook arrives), no task id may be handed out twice, and logic must accept
-// tasks again without any pushline process being restarted. Without WAIT the same run records
+// tasks again (and room pushes reach WebSocket clients) without any pushline process being restarted. Without WAIT the same run records
 // (does not assert) how many acknowledged tasks were lost, for docs/durability.md.
 import { appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DEV_AUTH_SECRET } from '../../src/config/schema.ts';
+import { freePort } from '../../src/local/redis-server.ts';
 import { spawnPushline, type Proc } from '../helpers/processes.ts';
+import { connectClient, serverMessages, type WsClient } from '../helpers/ws.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { startReplicatedRedis, type ReplicatedRedis } from '../helpers/redis-sentinel.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -43,12 +46,17 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function failoverRun(waitReplicas: number, how: 'kill' | 'demote' = 'kill'): Promise<{ figures: Figures; posted: Posted[]; receiver: Receiver; rr: ReplicatedRedis; procs: Proc[]; newMaster: number; logicUrl: string }> {
+async function failoverRun(waitReplicas: number, how: 'kill' | 'demote' = 'kill'): Promise<{ figures: Figures; posted: Posted[]; receiver: Receiver; rr: ReplicatedRedis; procs: Proc[]; newMaster: number; logicUrl: string; wsPort: number; before: WsClient }> {
   const rr = await startReplicatedRedis({ replicas: 2, sentinels: 3, downAfterMs: 1000 });
   cleanup.push(() => rr.close());
   const receiver = await startReceiver();
   cleanup.push(() => receiver.close());
+  const [wsPort, grpcPort] = [await freePort(), await freePort()];
   const env = {
+    COMET_HOST: '127.0.0.1',
+    COMET_WS_PORT: String(wsPort),
+    COMET_GRPC_PORT: String(grpcPort),
+    COMET_ID: `127.0.0.1:${grpcPort}`,
     REDIS_SENTINELS: rr.sentinelList,
     REDIS_WAIT_REPLICAS: String(waitReplicas),
     REDIS_WAIT_TIMEOUT_MS: '250',
@@ -71,13 +79,18 @@ async function failoverRun(waitReplicas: number, how: 'kill' | 'demote' = 'kill'
   };
   const logic = spawnPushline(['logic'], env);
   const job = spawnPushline(['job'], env);
-  const procs = [logic, job];
+  const comet = spawnPushline(['comet'], env);
+  const procs = [logic, job, comet];
   cleanup.push(async () => {
     for (const p of procs) p.child.kill('SIGKILL');
     await Promise.all(procs.map((p) => p.exited));
   });
   const logicUrl = await waitFor(() => /logic listening on (http:\/\/[0-9.:]+)/.exec(logic.output())?.[1], 'logic listening', 30_000, 50);
   await waitFor(() => job.output().includes('Consumer 1 started successfully'), 'job consuming', 30_000, 50);
+  await waitFor(() => comet.output().includes('serving WebSocket'), 'comet serving', 30_000, 50);
+  // A viewer connected before the failover: its routing was written on the old master.
+  const before = await connectClient(wsPort, DEV_AUTH_SECRET, 'viewer_before', 'failover_room');
+  cleanup.push(async () => before.ws.close());
 
   const posted: Posted[] = [];
   let n = 0;
@@ -170,12 +183,30 @@ async function failoverRun(waitReplicas: number, how: 'kill' | 'demote' = 'kill'
   }
   console.log(`sentinel failover (${how}), REDIS_WAIT_REPLICAS=${waitReplicas}: ${JSON.stringify(figures)}`);
   appendFileSync(FIGURES_FILE, `${JSON.stringify({ at: new Date().toISOString(), ...figures })}\n`);
-  return { figures, posted, receiver, rr, procs, newMaster, logicUrl };
+  return { figures, posted, receiver, rr, procs, newMaster, logicUrl, wsPort, before };
+}
+
+/** After the failover: a room push reaches the viewer from before it and one who connects now. */
+async function pushStillWorks(run: { logicUrl: string; wsPort: number; before: WsClient }): Promise<void> {
+  const after = await connectClient(run.wsPort, DEV_AUTH_SECRET, 'viewer_after', 'failover_room');
+  cleanup.push(async () => after.ws.close());
+  const sent = await waitFor(async () => {
+    const res = await fetch(`${run.logicUrl}/logic/send`, {
+      method: 'POST',
+      headers: { authorization: AUTH, 'content-type': 'application/json' },
+      body: JSON.stringify({ roomId: 'failover_room', userId: 'host', messages: [{ content: 'still here' }] }),
+    });
+    return res.status === 202 ? ((await res.json()) as { task_id: string }) : null;
+  }, 'a room push accepted after the failover');
+  for (const viewer of [run.before, after]) {
+    await waitFor(() => serverMessages(viewer).some((m) => m.id === sent.task_id), 'the push delivered through the comet', 30_000, 50);
+  }
 }
 
 describe('Sentinel failover (master SIGKILLed under load)', () => {
   it('with REDIS_WAIT_REPLICAS=1: every 202 completes, no id twice, service back without restarts', { timeout: 300_000 }, async () => {
-    const { figures, procs, logicUrl, newMaster } = await failoverRun(1);
+    const run = await failoverRun(1);
+    const { figures, procs, logicUrl, newMaster } = run;
     expect(figures.accepted).toBeGreaterThan(200);
     expect(figures.lost).toBe(0);
     expect(figures.duplicateIds).toBe(0);
@@ -186,16 +217,20 @@ describe('Sentinel failover (master SIGKILLed under load)', () => {
     const redis = ((await health.json()) as { redis: { role: string } }).redis;
     expect(redis.role).toBe('master');
     expect(newMaster).toBeGreaterThan(0);
+    // The comet followed too: routing, gRPC delivery and WebSocket clients work on the new master.
+    await pushStillWorks(run);
   });
 
   it('a demoted master that stays up (SENTINEL FAILOVER): every connection leaves it, every 202 completes', { timeout: 300_000 }, async () => {
-    const { figures, procs, logicUrl } = await failoverRun(1, 'demote');
+    const run = await failoverRun(1, 'demote');
+    const { figures, procs, logicUrl } = run;
     expect(figures.accepted).toBeGreaterThan(200);
     expect(figures.lost).toBe(0);
     expect(figures.duplicateIds).toBe(0);
     for (const p of procs) expect(p.child.exitCode).toBeNull();
     const health = await fetch(`${logicUrl}/health`);
     expect(health.status).toBe(200);
+    await pushStillWorks(run);
   });
 
   it.each(['kill', 'demote'] as const)('without WAIT (%s): records how many acknowledged tasks were lost (not asserted)', { timeout: 300_000 }, async (how) => {
