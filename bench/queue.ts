@@ -8,7 +8,8 @@
 //
 // Phases: 1 enqueue/s (one call per task, bounded in flight; bulk batches), 2 completed/s
 // (drain a pre-filled queue, several worker settings each, best reported), 3 add→start latency
-// at a fixed rate with the worker in a child process, 4 Redis bytes per waiting task.
+// at a fixed rate with the worker in a child process, 4 Redis bytes per waiting task; and, only
+// when asked (--phases=wait), the cost of REDIS_WAIT_REPLICAS=1 vs 0 (bench/lib/wait-phase.ts).
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -18,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { startRedisServer } from '../src/local/redis-server.ts';
 import type { FromWorker, ToWorker } from './lib/latency-worker.ts';
+import { phaseWait } from './lib/wait-phase.ts';
 import {
   describeConfig,
   LABEL,
@@ -548,6 +550,8 @@ async function main(): Promise<void> {
   if (PHASES.has('completed')) await phaseCompleted();
   if (PHASES.has('latency')) await phaseLatency();
   if (PHASES.has('memory')) await phaseMemory();
+  // Not in the default phases: it starts a master + replica of its own (bench/lib/wait-phase.ts).
+  if (PHASES.has('wait')) await phaseWait(log);
 
   const load = loadavg().map((l) => l.toFixed(2)).join(' ');
   log('\n' + header);

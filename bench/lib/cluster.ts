@@ -12,7 +12,7 @@ import { ProcessorRegistry } from '../../src/job/processor.ts';
 import { startRedisCluster } from '../../src/local/redis-cluster.ts';
 import { queueKeys } from '../../src/queue/keys.ts';
 import { TaskQueue } from '../../src/queue/task-queue.ts';
-import { createRedis, parseClusterNodes, type RedisTarget } from '../../src/redis/connect.ts';
+import { createRedis, parseHostPorts, type RedisTarget } from '../../src/redis/connect.ts';
 import { silentLogger } from '../../src/util/log.ts';
 
 export interface ClusterBenchOptions {
@@ -34,7 +34,7 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<voi
   const dir = mkdtempSync(join(tmpdir(), 'pushline-bench-cluster-'));
   const cluster = await startRedisCluster({ dir });
   const nodes = cluster.nodes.map((c) => new Redis({ host: c.host, port: c.port, protocol: 2 }));
-  const target: RedisTarget = { host: '', port: 0, db: 0, password: '', clusterNodes: parseClusterNodes(cluster.seeds) };
+  const target: RedisTarget = { host: '', port: 0, db: 0, password: '', clusterNodes: parseHostPorts(cluster.seeds) };
   const command = createRedis(target, 'command', 'bench');
   const dispatcher = new Agent();
   try {

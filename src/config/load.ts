@@ -16,7 +16,10 @@ export function parseEnv(raw: Record<string, string | undefined>): ParseResult {
     if (value !== undefined && value !== '') input[name] = value;
   }
   const result = envSchema.safeParse(input);
-  if (result.success) return { ok: true, env: result.data };
+  if (result.success) {
+    const conflicts = combinationProblems(result.data);
+    return conflicts.length === 0 ? { ok: true, env: result.data } : { ok: false, errors: conflicts };
+  }
   const errors = result.error.issues.map((issue) => {
     const name = String(issue.path[0] ?? 'environment');
     const got = input[name];
@@ -24,6 +27,18 @@ export function parseEnv(raw: Record<string, string | undefined>): ParseResult {
     return `${name} ${issue.message}${shown}`;
   });
   return { ok: false, errors };
+}
+
+/** Settings that are each valid but do not work together: one line each, naming both. */
+function combinationProblems(env: Env): string[] {
+  const problems: string[] = [];
+  if (env.REDIS_CLUSTER_NODES && env.REDIS_SENTINELS) {
+    problems.push('REDIS_SENTINELS cannot be combined with REDIS_CLUSTER_NODES: a Redis Cluster fails over by itself (set one of them)');
+  }
+  if (env.REDIS_CLUSTER_NODES && env.REDIS_WAIT_REPLICAS > 0) {
+    problems.push('REDIS_WAIT_REPLICAS is not supported with REDIS_CLUSTER_NODES yet: WAIT would have to go to the master of each shard (docs/durability.md)');
+  }
+  return problems;
 }
 
 /** The environment with `.env` from the working directory underneath it (real env wins). */

@@ -49,6 +49,17 @@ export const envSchema = z.object({
   REDIS_PORT: int(1, 65535).default(6379),
   REDIS_DB: int(0, 15).default(0),
   REDIS_PASSWORD: z.string().default(''),
+  /** Redis Sentinel (docs/durability.md): sentinels host:port,…; set, the master is asked from them and followed across failovers. */
+  REDIS_SENTINELS: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9_.\-\[\]:]+:\d+(,[A-Za-z0-9_.\-\[\]:]+:\d+)*$/, { message: 'must be host:port[,host:port…]' })
+    .optional(),
+  REDIS_SENTINEL_NAME: z.string().trim().min(1).default('mymaster'),
+  REDIS_SENTINEL_PASSWORD: z.string().default(''),
+  /** 202 only once WAIT confirms the enqueue on this many replicas (docs/durability.md); 0 answers at once. */
+  REDIS_WAIT_REPLICAS: int(0, 64).default(0),
+  REDIS_WAIT_TIMEOUT_MS: int(1, 60_000).default(250),
   REDIS_KEY_PREFIX: z
     .string()
     .trim()

@@ -22,6 +22,8 @@ export const API_ERRORS = {
   internal: 500,
   not_supported: 501,
   queue_unavailable: 503,
+  /** REDIS_WAIT_REPLICAS: written, but not confirmed by enough replicas; it may exist, retry with the same Idempotency-Key. */
+  not_replicated: 503,
   service_unavailable: 503,
 } as const;
 

@@ -5,6 +5,7 @@ import { apiCredentials, authSecret } from '../config/load.ts';
 import { createRedis, describeTarget, redisTarget } from '../redis/connect.ts';
 import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
 import { TaskQueue } from '../queue/task-queue.ts';
+import { startReplicationWait } from '../queue/replication-wait.ts';
 import type { Logger } from '../util/log.ts';
 import { createBackend } from '../queue/backends/index.ts';
 import { buildLogicApp } from './app.ts';
@@ -32,10 +33,11 @@ export async function startLogic(env: Env, log: Logger, listen: { host?: string;
     (err) => log.warn({ err: String(err) }, `Redis ${describeTarget(target)} not reachable yet; retrying`),
   );
   redis.on('error', () => {}); // reconnection is ioredis's job; failures surface per request
+  const replication = startReplicationWait(env, target, log);
   const queue = new TaskQueue(
     redis,
     keysFromEnv(env),
-    queueOptionsFromEnv(env),
+    { ...queueOptionsFromEnv(env), ...(replication ? { replication } : {}) },
   );
   const backend = env.QUEUE_BACKEND === 'redis' ? undefined : await createBackend(env, queue, () => createRedis(target, 'command', 'pushline-logic-backend'), log);
   const app = await buildLogicApp({
@@ -66,6 +68,7 @@ export async function startLogic(env: Env, log: Logger, listen: { host?: string;
       await app.close();
       await backend?.close();
       redis.disconnect();
+      replication?.redis.disconnect();
     },
   };
 }

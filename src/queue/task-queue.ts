@@ -2,6 +2,7 @@
 // its two stages (tasks, results) through Consumer; logic and the CLI use the rest.
 import type { Redis } from 'ioredis';
 import { PRIORITIES, priorityScoreRange, type QueueKeys } from './keys.ts';
+import type { ReplicationWait } from './replication-wait.ts';
 import { runScript } from './scripts.ts';
 import { Stage, type StageDepths } from './stage.ts';
 import type { TaskHash, TaskStatus } from './task.ts';
@@ -31,6 +32,8 @@ export interface EnqueueResult {
 export interface QueueOptions {
   retentionSeconds: number;
   idempotencyTtlSeconds: number;
+  /** REDIS_WAIT_REPLICAS > 0 (logic): enqueues are confirmed by WAIT on their own connection. */
+  replication?: ReplicationWait;
 }
 
 export interface PriorityDepth {
@@ -143,12 +146,9 @@ export class TaskQueue {
       args.push(task.priority, task.idempotency ? 1 : 0, task.idempotency?.fingerprint ?? '', task.sequenceKey ? 1 : 0, fields.length);
       for (const [k, v] of fields) args.push(k, v);
     }
-    const reply = (await runScript(
-      this.redis,
-      'enqueue',
-      [keys.tasks.queue, keys.tasks.marker, keys.taskSeq, ...idemKeys],
-      args,
-    )) as (string | number)[];
+    const write = (redis: Redis) => runScript(redis, 'enqueue', [keys.tasks.queue, keys.tasks.marker, keys.taskSeq, ...idemKeys], args);
+    // REDIS_WAIT_REPLICAS: written on the WAIT connection and confirmed by replicas, or NotReplicatedError.
+    const reply = (await (this.options.replication ? this.options.replication.confirm(write) : write(this.redis))) as (string | number)[];
     const out: EnqueueResult[] = [];
     for (let i = 0; i + 2 < reply.length; i += 3) {
       out.push({

@@ -13,9 +13,18 @@ export interface RedisTarget {
   password: string;
   /** REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster (then host, port, db and url are unused). */
   clusterNodes?: { host: string; port: number }[];
+  /** REDIS_SENTINELS: the master is asked from these and followed across failovers (then host, port and url are unused). */
+  sentinel?: SentinelTarget;
 }
 
-export function parseClusterNodes(list: string): { host: string; port: number }[] {
+export interface SentinelTarget {
+  sentinels: { host: string; port: number }[];
+  name: string;
+  password: string;
+}
+
+/** `host:port,host:port` (REDIS_CLUSTER_NODES, REDIS_SENTINELS), IPv6 hosts in brackets. */
+export function parseHostPorts(list: string): { host: string; port: number }[] {
   return list.split(',').map((entry) => {
     const at = entry.lastIndexOf(':');
     return { host: entry.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(entry.slice(at + 1)) };
@@ -29,12 +38,16 @@ export function redisTarget(env: Env): RedisTarget {
     port: env.REDIS_PORT,
     db: env.REDIS_DB,
     password: env.REDIS_PASSWORD,
-    ...(env.REDIS_CLUSTER_NODES ? { clusterNodes: parseClusterNodes(env.REDIS_CLUSTER_NODES) } : {}),
+    ...(env.REDIS_CLUSTER_NODES ? { clusterNodes: parseHostPorts(env.REDIS_CLUSTER_NODES) } : {}),
+    ...(env.REDIS_SENTINELS
+      ? { sentinel: { sentinels: parseHostPorts(env.REDIS_SENTINELS), name: env.REDIS_SENTINEL_NAME, password: env.REDIS_SENTINEL_PASSWORD } }
+      : {}),
   };
 }
 
 export function describeTarget(target: RedisTarget): string {
   if (target.clusterNodes) return `cluster ${target.clusterNodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+  if (target.sentinel) return `sentinel master ${target.sentinel.name} via ${target.sentinel.sentinels.map((n) => `${n.host}:${n.port}`).join(',')}/${target.db}`;
   if (target.url) return target.url.replace(/\/\/[^@/]*@/, '//***@');
   return `${target.host}:${target.port}/${target.db}`;
 }
@@ -57,6 +70,7 @@ export function createRedis(target: RedisTarget, role: RedisRole, name = 'pushli
     ...(role === 'api' ? { enableAutoPipelining: true } : {}),
   };
   if (target.clusterNodes) return createClusterClient(target, options, role);
+  if (target.sentinel) return createSentinelClient(target, target.sentinel, options);
   if (!target.url) {
     options.host = target.host;
     options.port = target.port;
@@ -84,4 +98,31 @@ export function createClusterClient(target: RedisTarget, nodeOptions: RedisOptio
     ...(role === 'api' ? {} : { clusterRetryStrategy: (times: number) => retryStrategy?.(times) ?? 1000 }),
   };
   return new Cluster(target.clusterNodes!, options) as unknown as Redis;
+}
+
+/**
+ * A connection to whichever node the sentinels name master now. Three things make every role
+ * follow a failover by itself:
+ * - ioredis asks the sentinels for the master on every (re)connect and checks its ROLE;
+ * - failoverDetector: a +switch-master from any sentinel drops the connection at once, instead
+ *   of keeping it on a demoted master that stays reachable;
+ * - a demoted master still accepts connections and answers writes with READONLY, and a
+ *   blocked BZPOPMIN with UNBLOCKED: those reconnect (through the sentinels) and resend the
+ *   command, which the old master did not execute. A connection without an offline queue (logic)
+ *   fails the command instead, and the caller answers 503 until the new master is reached.
+ */
+function createSentinelClient(target: RedisTarget, sentinel: SentinelTarget, options: RedisOptions): Redis {
+  return new Redis({
+    ...options,
+    sentinels: sentinel.sentinels,
+    name: sentinel.name,
+    role: 'master',
+    db: target.db,
+    ...(target.password ? { password: target.password } : {}),
+    ...(sentinel.password ? { sentinelPassword: sentinel.password } : {}),
+    failoverDetector: true,
+    // Keep asking the sentinels while none answers (a sentinel restart), like retryStrategy does for a node.
+    sentinelRetryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    reconnectOnError: (err) => (/^(READONLY|UNBLOCKED)\b/.test(err.message) ? 2 : false),
+  });
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Cluster, type Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
 import { startRedisCluster, type RunningCluster } from '../../src/local/redis-cluster.ts';
-import { createRedis, parseClusterNodes, type RedisRole } from '../../src/redis/connect.ts';
+import { createRedis, parseHostPorts, type RedisRole } from '../../src/redis/connect.ts';
 
 export interface TestCluster {
   readonly cluster: RunningCluster;
@@ -27,12 +27,12 @@ export async function startTestCluster(): Promise<TestCluster> {
     cluster,
     seeds: cluster.seeds,
     client() {
-      const c = new Cluster(parseClusterNodes(cluster.seeds), { redisOptions: { protocol: 2 } });
+      const c = new Cluster(parseHostPorts(cluster.seeds), { redisOptions: { protocol: 2 } });
       opened.push(c);
       return c;
     },
     connection(role, name = 'test') {
-      const c = createRedis({ host: '', port: 0, db: 0, password: '', clusterNodes: parseClusterNodes(cluster.seeds) }, role, name);
+      const c = createRedis({ host: '', port: 0, db: 0, password: '', clusterNodes: parseHostPorts(cluster.seeds) }, role, name);
       opened.push(c);
       return c;
     },

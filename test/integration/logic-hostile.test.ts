@@ -15,6 +15,7 @@ import { createRedis } from '../../src/redis/connect.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { AUTH, authHeader } from '../helpers/logic.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
+import { testReplicationWait } from '../helpers/redis-sentinel.ts';
 
 const REQUEST_TIMEOUT_MS = 1000;
 const BODY_LIMIT = 64 * 1024;
@@ -30,14 +31,18 @@ let port: number;
 let bullBase: string;
 /** Logic whose Redis is not there. */
 let downBase: string;
+/** Logic that waits for one replica on a Redis that has none. */
+let unreplicatedBase: string;
 
-async function listenLogic(redisPort: number, extra: Partial<LogicDeps> = {}, backend?: 'bullmq'): Promise<{ url: string; queue: TaskQueue }> {
+async function listenLogic(redisPort: number, extra: Partial<LogicDeps> = {}, backend?: 'bullmq', waitReplicas = 0): Promise<{ url: string; queue: TaskQueue }> {
   const target = { host: '127.0.0.1', port: redisPort, db: 0, password: '' };
   const api = createRedis(target, 'api', 'hostile-logic');
   api.on('error', () => {});
   clients.push(api);
   await api.connect().catch(() => {});
-  const q = new TaskQueue(api, queueKeys({ keyPrefix: uniquePrefix() }), { retentionSeconds: 3600, idempotencyTtlSeconds: 600 });
+  const replication = waitReplicas ? await testReplicationWait(redisPort, waitReplicas, 50) : undefined;
+  if (replication) clients.push(replication.redis);
+  const q = new TaskQueue(api, queueKeys({ keyPrefix: uniquePrefix() }), { retentionSeconds: 3600, idempotencyTtlSeconds: 600, ...(replication ? { replication } : {}) });
   const app = await buildLogicApp({
     queue: q,
     redis: api,
@@ -70,6 +75,7 @@ beforeAll(async () => {
   port = Number(new URL(base).port);
   bullBase = (await listenLogic(redis.port, {}, 'bullmq')).url;
   downBase = (await listenLogic(1)).url; // nothing listens on port 1
+  unreplicatedBase = (await listenLogic(redis.port, {}, undefined, 1)).url; // REDIS_WAIT_REPLICAS=1, and the Redis has none
 });
 afterAll(async () => {
   for (const app of apps) await app.close();
@@ -150,6 +156,7 @@ describe('every error body comes from the catalogue', () => {
     },
     not_supported: () => request(`${bullBase}/tasks/000000000001`, { method: 'DELETE' }),
     queue_unavailable: () => request(`${downBase}/generate`, { method: 'POST', json: { type: 'echo' } }),
+    not_replicated: () => request(`${unreplicatedBase}/generate`, { method: 'POST', json: { type: 'echo' } }),
     service_unavailable: () => request(`${base}/logic/token`, { method: 'POST', json: { userId: 'u1', roomId: 'r1' } }),
   };
 

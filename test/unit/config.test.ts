@@ -1,9 +1,23 @@
 // Config validation: defaults, one clear line per bad value, exit code 2 from the real CLI.
 import { describe, expect, it } from 'vitest';
 import { apiCredentials, ConfigError, parseEnv, webhookSecret } from '../../src/config/load.ts';
+import { describeTarget, redisTarget } from '../../src/redis/connect.ts';
 import { spawnPushline } from '../helpers/processes.ts';
 
 describe('parseEnv', () => {
+  it('refuses Redis settings that do not work together, naming both', () => {
+    const both = parseEnv({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_SENTINELS: '127.0.0.1:26379', REDIS_WAIT_REPLICAS: '1' });
+    expect(both.ok).toBe(false);
+    if (!both.ok) {
+      expect(both.errors).toEqual([
+        expect.stringMatching(/^REDIS_SENTINELS cannot be combined with REDIS_CLUSTER_NODES/),
+        expect.stringMatching(/^REDIS_WAIT_REPLICAS is not supported with REDIS_CLUSTER_NODES/),
+      ]);
+    }
+    expect(parseEnv({ REDIS_SENTINELS: '127.0.0.1:26379', REDIS_WAIT_REPLICAS: '1' }).ok).toBe(true);
+    expect(parseEnv({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_QUEUE_SHARDS: '3' }).ok).toBe(true);
+  });
+
   it('applies the defaults of the seed docs', () => {
     const parsed = parseEnv({});
     expect(parsed.ok).toBe(true);
@@ -28,6 +42,20 @@ describe('parseEnv', () => {
     expect(parsed.errors.find((e) => e.startsWith('DEFAULT_PRIORITY'))).toContain('at most 5');
     expect(parsed.errors.find((e) => e.startsWith('JOB_CONSUMERS'))).toContain('at least 1');
     expect(parsed.errors.find((e) => e.startsWith('WEBHOOK_ALLOW_PRIVATE'))).toContain('true or false');
+  });
+
+  it('reads the Sentinel and WAIT settings into one Redis target', () => {
+    const parsed = parseEnv({ REDIS_SENTINELS: '127.0.0.1:26379,[::1]:26380', REDIS_SENTINEL_PASSWORD: 's3cret', REDIS_WAIT_REPLICAS: '1' });
+    if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
+    expect(parsed.env).toMatchObject({ REDIS_SENTINEL_NAME: 'mymaster', REDIS_WAIT_REPLICAS: 1, REDIS_WAIT_TIMEOUT_MS: 250 });
+    const target = redisTarget(parsed.env);
+    expect(target.sentinel).toEqual({ sentinels: [{ host: '127.0.0.1', port: 26379 }, { host: '::1', port: 26380 }], name: 'mymaster', password: 's3cret' });
+    expect(describeTarget(target)).not.toContain('s3cret');
+    const bad = parseEnv({ REDIS_SENTINELS: 'sentinel1', REDIS_WAIT_REPLICAS: '-1' });
+    expect(bad.ok).toBe(false);
+    if (bad.ok) return;
+    expect(bad.errors.find((e) => e.startsWith('REDIS_SENTINELS'))).toContain('host:port');
+    expect(bad.errors.find((e) => e.startsWith('REDIS_WAIT_REPLICAS'))).toContain('at least 0');
   });
 
   it('checks the queue backend settings and names what kafka needs', async () => {

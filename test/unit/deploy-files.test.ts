@@ -66,6 +66,17 @@ describe('docker-compose.yml', () => {
     expect(services.job!.environment!.JOB_METRICS_PORT).toBe('9464');
   });
 
+  it('keeps a replica and three sentinels behind the sentinel profile, watching `redis` as the master pushline is told to ask for', () => {
+    for (const name of ['redis-replica', 'sentinel1', 'sentinel2', 'sentinel3']) expect(services[name]!.profiles, name).toEqual(['sentinel']);
+    expect(services['redis-replica']!.command).toEqual(expect.arrayContaining(['--replicaof', 'redis', '6379', '--appendonly', 'yes']));
+    const conf = read('deploy/sentinel.conf');
+    expect(conf).toMatch(/^sentinel monitor mymaster redis 6379 2$/m);
+    for (const name of ['sentinel1', 'sentinel2', 'sentinel3']) expect(services[name]!.command!.join(' '), name).toMatch(/redis-server \/data\/sentinel\.conf --sentinel/);
+    for (const name of ['REDIS_SENTINELS', 'REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD', 'REDIS_WAIT_REPLICAS', 'REDIS_WAIT_TIMEOUT_MS']) {
+      expect(services.logic!.environment![name], name).toBe(`\${${name}:-}`);
+    }
+  });
+
   it('sets only env names pushline reads, and no secret has a default', () => {
     const known = new Set(Object.keys(envSchema.shape));
     for (const name of ['logic', 'job', 'comet1', 'comet2', 'drain']) {

@@ -9,6 +9,7 @@ import type { RoutingKeys } from '../../routing/keys.ts';
 import type { TaskQueue } from '../../queue/task-queue.ts';
 import type { QueueBackend } from '../../queue/backend.ts';
 import { BackendUnsupportedError } from '../../queue/backend.ts';
+import { NotReplicatedError } from '../../queue/replication-wait.ts';
 import type { PushPayload } from '../../job/processors/push.ts';
 import { ApiError } from '../errors.ts';
 import { acceptedSerializerCompiler, clientMessage, displayName, identifier, prioritySchema } from '../schemas.ts';
@@ -79,6 +80,9 @@ export const pushRoutes: FastifyPluginAsyncZod<PushRoutesOptions> = async (app, 
       return { task_id: result.id, status: 'queued', priority: prio };
     } catch (err) {
       if (err instanceof BackendUnsupportedError) throw err;
+      if (err instanceof NotReplicatedError) {
+        throw new ApiError('not_replicated', `the message was written but not confirmed by replicas (${err.message}); it may be delivered: retry only if a duplicate is acceptable`);
+      }
       throw new ApiError('queue_unavailable', `could not write the message to Redis (${(err as Error).message}); it may not be queued`);
     }
   }

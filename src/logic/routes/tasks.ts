@@ -4,6 +4,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { taskView } from '../../queue/task-view.ts';
 import type { NewTask, TaskQueue } from '../../queue/task-queue.ts';
 import { BackendUnsupportedError, type BackendName, type QueueBackend } from '../../queue/backend.ts';
+import { NotReplicatedError } from '../../queue/replication-wait.ts';
 import type { RoutingKeys } from '../../routing/keys.ts';
 import type { PushPayload } from '../../job/processors/push.ts';
 import { statusMessage, statusTarget } from '../../job/task-status.ts';
@@ -96,6 +97,10 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
         result = await submit.enqueueOne(task);
       } catch (err) {
         if (err instanceof BackendUnsupportedError) throw err;
+        if (err instanceof NotReplicatedError) {
+          request.log.warn({ err: err.message }, 'enqueue not confirmed by replicas');
+          throw new ApiError('not_replicated', `the task was written but not confirmed by replicas (${err.message}); it may exist: retry with the same Idempotency-Key`);
+        }
         request.log.error({ err }, 'enqueue failed');
         throw new ApiError(
           'queue_unavailable',

@@ -80,7 +80,18 @@ for _ = 1, count do
   end
 
   if not replay then
+    -- The counter never goes back, even when a failover loses its last increments with the
+    -- old master's unreplicated writes: each id is at least the Redis clock in µs-like units
+    -- (ms × 1000), so a new master whose clock is not behind the old one's starts above every
+    -- id the old master handed out (one Redis issues far fewer than 1000 ids per ms, so the
+    -- counter never runs ahead of the clock for long). Within one master ids stay strictly
+    -- increasing, 16 digits until the year 2286, so they still sort in enqueue order.
     local seq = redis.call('INCR', seqKey)
+    local floor = nowMs * 1000
+    if seq < floor then
+      seq = floor
+      redis.call('SET', seqKey, string.format('%d', floor))
+    end
     local id = string.format('%012d', seq)
     id = idPrefix .. id
     local hash = { 'id', id, 'priority', priority, 'status', 'queued', 'created_at', nowStr }
