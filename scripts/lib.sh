@@ -1,13 +1,19 @@
 # Shared by the redis-cli scripts: connection settings from the environment or ./.env (the
 # same names the services read), and the `rc` helper that runs redis-cli with them.
 # Unless the environment names a Redis itself, a running `pushline start` wins over .env: it
-# writes where its Redis really is (not 6379 when that was taken) to .pushline/env.
+# writes where its Redis really is (not 6379 when that was taken; its cluster's nodes under
+# `pushline start --cluster`) to .pushline/env.
 STACK_FILE="${PUSHLINE_STATE_DIR:-.pushline}/env"
-if [ -z "${REDIS_HOST:-}${REDIS_PORT:-}${REDIS_URL:-}" ] && [ -f "$STACK_FILE" ]; then
+if [ -z "${REDIS_HOST:-}${REDIS_PORT:-}${REDIS_URL:-}${REDIS_CLUSTER_NODES:-}" ] && [ -f "$STACK_FILE" ]; then
   stack_pid=$(sed -n 's/^PUSHLINE_PID=//p' "$STACK_FILE")
   if [ -n "$stack_pid" ] && kill -0 "$stack_pid" 2>/dev/null; then
     stack_port=$(sed -n 's/^REDIS_PORT=//p' "$STACK_FILE")
-    if [ -n "$stack_port" ]; then
+    stack_nodes=$(sed -n 's/^REDIS_CLUSTER_NODES=//p' "$STACK_FILE")
+    if [ -n "$stack_nodes" ]; then
+      export REDIS_CLUSTER_NODES="$stack_nodes"
+      stack_shards=$(sed -n 's/^REDIS_QUEUE_SHARDS=//p' "$STACK_FILE")
+      if [ -n "$stack_shards" ] && [ -z "${REDIS_QUEUE_SHARDS:-}" ]; then export REDIS_QUEUE_SHARDS="$stack_shards"; fi
+    elif [ -n "$stack_port" ]; then
       export REDIS_PORT="$stack_port"
       REDIS_HOST=$(sed -n 's/^REDIS_HOST=//p' "$STACK_FILE"); export REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
     fi

@@ -142,9 +142,12 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
   const logic = spawnChild('logic', ['logic'], devEnv);
   const job = spawnChild('job', ['job'], devEnv);
   const children = [...cometChildren, logic, job];
-  // Where the CLI and scripts find this stack while it runs (the Redis port may not be 6379).
+  // Where the CLI and scripts find this stack while it runs (the Redis port may not be 6379; a
+  // cluster, `--cluster`, is on free ports nobody could guess).
+  const clusterNodes = env.REDIS_CLUSTER_NODES;
+  const clusterEnv = clusterNodes ? { REDIS_CLUSTER_NODES: clusterNodes, ...(env.REDIS_QUEUE_SHARDS > 1 ? { REDIS_QUEUE_SHARDS: env.REDIS_QUEUE_SHARDS } : {}) } : null;
   writeStackFile(options.dataDir, {
-    ...(externalRedis ? {} : { REDIS_HOST: redisHost, REDIS_PORT: redisPort }),
+    ...(clusterEnv ?? (externalRedis ? {} : { REDIS_HOST: redisHost, REDIS_PORT: redisPort })),
     LOGIC_PORT: options.logicPort,
     JOB_METRICS_PORT: jobMetricsPort,
     ...Object.fromEntries(comets.flatMap((c, i) => [[`COMET${i + 1}_WS_PORT`, c.ws], [`COMET${i + 1}_GRPC_PORT`, c.grpc]])),
@@ -155,8 +158,15 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
   const secret = webhookSecret(devEnvParsed);
   const base = `http://localhost:${options.logicPort}`;
   const user = `${credentials.username}:${credentials.password}`;
-  // The exact commands, with this stack's address: its Redis may not be on 6379.
-  const redisEnv = raw.REDIS_URL ? '' : `REDIS_HOST=${redisHost} REDIS_PORT=${redisPort} `;
+  // The exact commands, with this stack's address: its Redis may not be on 6379, a cluster is
+  // reached through any of its nodes with redis-cli -c (it follows MOVED to the slot's master).
+  const redisEnv = clusterEnv
+    ? `${Object.entries(clusterEnv).map(([k, v]) => `${k}=${v}`).join(' ')} `
+    : raw.REDIS_URL ? '' : `REDIS_HOST=${redisHost} REDIS_PORT=${redisPort} `;
+  const [firstNode] = clusterNodes?.split(',') ?? [];
+  const redisLine = clusterNodes
+    ? `redis-cli -c -h ${firstNode!.slice(0, firstNode!.lastIndexOf(':'))} -p ${firstNode!.slice(firstNode!.lastIndexOf(':') + 1)}   (Redis Cluster ${clusterNodes}; tagged key names, docs/scaling.md)`
+    : `${raw.REDIS_URL ? '(REDIS_URL)' : `redis-cli -h ${redisHost} -p ${redisPort}`}${redis ? '   (AOF on)' : ''}`;
   const banner = [
     '',
     'pushline local stack',
@@ -167,7 +177,7 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     `  API docs   ${base}/docs`,
     `  metrics    ${base}/metrics   job http://localhost:${jobMetricsPort}/metrics   each comet: its ws port /metrics`,
     `  webhooks   signed with WEBHOOK_SECRET ${env.WEBHOOK_SECRET ? '(yours, from the environment)' : `"${secret}"`}: header X-Pushline-Signature: sha256=<HMAC-SHA256 of the body>`,
-    `  redis      ${raw.REDIS_URL ? '(REDIS_URL)' : `redis-cli -h ${redisHost} -p ${redisPort}`}${redis ? '   (AOF on)' : ''}`,
+    `  redis      ${redisLine}`,
     ...comets.map((c) => `  ${c.name.padEnd(10)} ws://localhost:${c.ws}   gRPC localhost:${c.grpc}`),
     `  gRPC auth  -H 'authorization: Bearer ${devEnv.COMET_GRPC_TOKEN}'   (comets refuse calls without it; README: grpcurl)`,
     `  token      curl -u ${user} -H 'Content-Type: application/json' -d '{"userId":"user_123","roomId":"video_123"}' ${base}/logic/token`,

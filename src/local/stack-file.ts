@@ -19,7 +19,7 @@ export function writeStackFile(stateDir: string, values: Record<string, string |
   const path = stackFilePath(stateDir);
   const lines = [
     '# Written by `pushline start` while it runs and removed when it stops. The pushline CLI and',
-    '# scripts/*.sh read it when REDIS_HOST/REDIS_PORT are not set in the environment.',
+    '# scripts/*.sh read it when REDIS_HOST/REDIS_PORT/REDIS_CLUSTER_NODES are not set in the environment.',
     `PUSHLINE_PID=${process.pid}`,
     ...Object.entries(values).map(([k, v]) => `${k}=${v}`),
   ];
@@ -51,14 +51,23 @@ export function readStackFile(stateDir: string = DEFAULT_STATE_DIR): Record<stri
   return values;
 }
 
+/** Names that say where Redis is: any of them in the environment and a local stack is not looked for. */
+const REDIS_ADDRESS = ['REDIS_URL', 'REDIS_HOST', 'REDIS_PORT', 'REDIS_CLUSTER_NODES'] as const;
+
 /**
  * The environment for a tool that talks to "the" Redis: the process environment wins, then a
- * running local stack's address, then `.env` (`raw` is .env with the environment on top).
+ * running local stack's address (its redis-server, or its cluster under `pushline start
+ * --cluster`), then `.env` (`raw` is .env with the environment on top).
  */
 export function withLocalStack(raw: Record<string, string | undefined>, env: NodeJS.ProcessEnv = process.env): Record<string, string | undefined> {
-  if (env.REDIS_URL || env.REDIS_HOST || env.REDIS_PORT) return raw;
+  if (REDIS_ADDRESS.some((name) => env[name])) return raw;
   const stack = readStackFile(raw.PUSHLINE_STATE_DIR || DEFAULT_STATE_DIR);
+  const { REDIS_URL: _url, REDIS_HOST: _host, REDIS_PORT: _port, REDIS_CLUSTER_NODES: _nodes, ...rest } = raw;
+  if (stack.REDIS_CLUSTER_NODES) {
+    // The shard count decides the key names: the stack's, unless the environment sets its own.
+    const shards = env.REDIS_QUEUE_SHARDS ? {} : stack.REDIS_QUEUE_SHARDS ? { REDIS_QUEUE_SHARDS: stack.REDIS_QUEUE_SHARDS } : {};
+    return { ...rest, REDIS_CLUSTER_NODES: stack.REDIS_CLUSTER_NODES, ...shards };
+  }
   if (!stack.REDIS_PORT) return raw;
-  const { REDIS_URL: _ignored, ...rest } = raw;
   return { ...rest, REDIS_HOST: stack.REDIS_HOST ?? '127.0.0.1', REDIS_PORT: stack.REDIS_PORT };
 }

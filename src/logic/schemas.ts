@@ -100,7 +100,7 @@ export function generateBodySchema(types: readonly string[]) {
 export type GenerateBody = z.infer<ReturnType<typeof generateBodySchema>>;
 
 export const taskParamsSchema = z.object({
-  id: z.string().regex(TASK_ID_PATTERN, { message: 'id must be a task id (12 or more digits)' }),
+  id: z.string().regex(TASK_ID_PATTERN, { message: 'id must be a task id: 12 or more digits, after its shard and a dash on a sharded queue (000000000017 or 2-000000000017)' }),
 });
 
 export const idempotencyHeadersSchema = z.object({

@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../util/log.ts';
 import type { Handler, Verdict } from './consumer.ts';
 import type { EnqueueResult, NewTask, TaskQueue } from './task-queue.ts';
+import type { QueueKeys } from './keys.ts';
 import type { TaskHash } from './task.ts';
 
 export const BACKEND_NAMES = ['redis', 'bullmq', 'kafka'] as const;
@@ -78,19 +79,23 @@ export function taskHashOf(id: string, task: NewTask, createdAtMs: number, seq?:
 /**
  * Ids for tasks of the other backends: the Redis engine's counter and format, so ids never clash
  * and GET /tasks/:id takes them; a room message's seq from its counter, like enqueue.lua does.
+ * Both counters are the ones the engine would use for this task (`sequenceName` is the routing
+ * name, room:seq:<room>): the room's fixed shard, whose slot holds its id counter and its seq
+ * counter, so the MULTI stays in one Redis Cluster slot and the id names that shard.
  */
-export async function allocateIds(redis: Redis, counterKey: string, sequenceKey?: string): Promise<{ id: string; seq?: number; nowMs: number }> {
-  const multi = redis.multi().incr(counterKey).time();
-  if (sequenceKey) multi.incr(sequenceKey);
+export async function allocateIds(redis: Redis, keys: QueueKeys, sequenceName?: string): Promise<{ id: string; seq?: number; nowMs: number }> {
+  const shard = sequenceName ? keys.ofName(sequenceName) : keys;
+  const multi = redis.multi().incr(shard.taskSeq).time();
+  if (sequenceName) multi.incr(shard.sequence(sequenceName));
   const replies = (await multi.exec())!.map(([err, v]) => {
     if (err) throw err;
     return v;
   });
   const [sec, micro] = replies[1] as [string, string];
   return {
-    id: String(replies[0]).padStart(12, '0'),
+    id: shard.idPrefix + String(replies[0]).padStart(12, '0'),
     nowMs: Number(sec) * 1000 + Math.floor(Number(micro) / 1000),
-    ...(sequenceKey ? { seq: Number(replies[2]) } : {}),
+    ...(sequenceName ? { seq: Number(replies[2]) } : {}),
   };
 }
 

@@ -165,3 +165,12 @@ export function queueKeys(names: KeyNames = {}): QueueKeys {
   }
   return shards[0]!;
 }
+
+/**
+ * QUEUE_BACKEND=bullmq: the prefix of BullMQ's own keys (`bull:<queue>:*` beside the engine's).
+ * On a Redis Cluster BullMQ's scripts need the whole queue in one slot, which BullMQ documents as
+ * a hash-tagged prefix: `{bull}:<queue>:*`.
+ */
+export function bullmqPrefix(keys: QueueKeys): string {
+  return keys.tag === null ? `${keys.prefix}bull` : `{${keys.prefix}bull}`;
+}

@@ -1,6 +1,7 @@
 // Runs the QueueBackend contract against every backend this machine has: the Redis engine and
 // BullMQ on a test redis-server always, Kafka when KAFKA_BOOTSTRAP_SERVERS names a broker; the
-// Redis engine again on a 3-master Redis Cluster, unsharded and with 3 shards (REDIS_QUEUE_SHARDS).
+// Redis engine and BullMQ again on a 3-master Redis Cluster, unsharded and with 3 shards
+// (REDIS_QUEUE_SHARDS).
 import { describe, it } from 'vitest';
 import { BullmqBackend } from '../../src/queue/backends/bullmq.ts';
 import { KafkaBackend } from '../../src/queue/backends/kafka.ts';
@@ -37,19 +38,19 @@ async function subjectOn(make: (queue: TaskQueue, connection: () => ReturnType<t
   };
 }
 
-queueBackendContract('redis', () => subjectOn((queue, connection) => new RedisBackend(queue, connection)));
 
 // One cluster for both cluster runs of the contract (they run one after the other).
 let cluster: Promise<TestCluster> | null = null;
 let clusterUsers = 0;
-async function subjectOnCluster(shards: number): Promise<ContractSubject> {
+type MakeBackend = (queue: TaskQueue, connection: () => ReturnType<typeof createRedis>) => ContractSubject['backend'];
+async function subjectOnCluster(shards: number, make: MakeBackend): Promise<ContractSubject> {
   clusterUsers++;
   cluster ??= startTestCluster();
   const running = await cluster;
   const command = running.connection('command', 'contract');
   await command.connect();
   const queue = new TaskQueue(command, queueKeys({ keyPrefix: uniquePrefix(), tagged: true, shards }), { retentionSeconds: 3600, idempotencyTtlSeconds: 600 });
-  const backend = new RedisBackend(queue, () => running.connection('blocking', 'contract-blocking'));
+  const backend = make(queue, () => running.connection('blocking', 'contract-blocking'));
   return {
     backend,
     queue,
@@ -63,11 +64,14 @@ async function subjectOnCluster(shards: number): Promise<ContractSubject> {
     },
   };
 }
-queueBackendContract('redis on a 3-master Redis Cluster', () => subjectOnCluster(1));
-queueBackendContract('redis on a 3-master Redis Cluster, 3 shards', () => subjectOnCluster(3));
-queueBackendContract('bullmq', () =>
-  subjectOn((queue, connection) => new BullmqBackend(queue, connection, { queueName: 'uvr_tasks', maxAttempts: 3, backoffMs: 20, lockDurationMs: 1000 })),
-);
+const redisEngine: MakeBackend = (queue, connection) => new RedisBackend(queue, connection);
+const bullmq: MakeBackend = (queue, connection) => new BullmqBackend(queue, connection, { queueName: 'uvr_tasks', maxAttempts: 3, backoffMs: 20, lockDurationMs: 1000 });
+queueBackendContract('redis', () => subjectOn(redisEngine));
+queueBackendContract('redis on a 3-master Redis Cluster', () => subjectOnCluster(1, redisEngine));
+queueBackendContract('redis on a 3-master Redis Cluster, 3 shards', () => subjectOnCluster(3, redisEngine));
+queueBackendContract('bullmq', () => subjectOn(bullmq));
+queueBackendContract('bullmq on a 3-master Redis Cluster', () => subjectOnCluster(1, bullmq));
+queueBackendContract('bullmq on a 3-master Redis Cluster, 3 shards', () => subjectOnCluster(3, bullmq));
 
 const brokers = process.env.KAFKA_BOOTSTRAP_SERVERS;
 if (brokers) {

@@ -6,6 +6,7 @@ import type { Handler, Verdict } from '../../src/queue/consumer.ts';
 import { TASK_ID_PATTERN } from '../../src/queue/keys.ts';
 import type { ClaimedTask } from '../../src/queue/task.ts';
 import type { TaskQueue } from '../../src/queue/task-queue.ts';
+import { routingKeys } from '../../src/routing/keys.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -132,6 +133,18 @@ export function queueBackendContract(name: string, make: () => Promise<ContractS
       expect(await finished(id)).toMatchObject({ status: 'completed', result: '"finished elsewhere"' });
       // Handed back, not failed: the attempt it was on is not spent.
       expect(runs).toEqual([1]);
+    });
+
+    it('numbers a room’s messages from the room seq counter the Redis engine uses, in the queue’s slot', async () => {
+      const seqName = routingKeys(subject.queue.keys.prefix, subject.queue.keys.cluster).roomSeq('hall');
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push((await subject.backend.enqueueOne({ type: 'echo', priority: 3, payload: `m${i}`, sequenceKey: seqName })).id);
+      for (const id of ids) expect(id).toMatch(TASK_ID_PATTERN);
+      await consume(async () => ({ outcome: 'completed', fields: {} }));
+      const seqs = await Promise.all(ids.map(async (id) => (await finished(id)).seq));
+      expect(seqs).toEqual(['1', '2', '3']);
+      const counter = subject.queue.keys.ofName(seqName).sequence(seqName);
+      expect(await subject.queue.redis.get(counter)).toBe('3');
     });
 
     it('says clearly what it cannot do', async () => {

@@ -137,6 +137,41 @@ describe('pushline start: a stranger on the Redis port', () => {
   });
 });
 
+describe('pushline start --cluster', () => {
+  it('the banner names the cluster, .pushline/env carries REDIS_CLUSTER_NODES, and the CLI and the scripts find it with no REDIS_* of their own', async () => {
+    const s = await stack({ args: ['--cluster'], env: { REDIS_QUEUE_SHARDS: '3' } });
+    const out = s.output();
+    const seeds = /REDIS_CLUSTER_NODES=(\S+)/.exec(out)?.[1];
+    expect(seeds).toMatch(/^127\.0\.0\.1:\d+(,127\.0\.0\.1:\d+){2}$/);
+    const firstPort = seeds!.split(',')[0]!.split(':')[1];
+    const banner = out.slice(out.indexOf('pushline local stack'));
+    expect(banner).toContain(`redis-cli -c -h 127.0.0.1 -p ${firstPort}`);
+    expect(banner).toContain(`REDIS_CLUSTER_NODES=${seeds} REDIS_QUEUE_SHARDS=3 ./scripts/check_redis_queue.sh`);
+    expect(banner).toContain(`REDIS_CLUSTER_NODES=${seeds} REDIS_QUEUE_SHARDS=3 ./scripts/setup_redis_test_data.sh`);
+    expect(banner).not.toMatch(/REDIS_HOST=|redis-cli -h/);
+
+    const id = await post(s, { type: 'echo', payload: { on: 'cluster' }, priority: 5 });
+    expect(id).toMatch(/^[0-2]-\d{12}$/);
+    await waitFor(async () => (await taskStatus(s, id)) === 'completed', `task ${id} completed`);
+
+    // Run in the stack's folder with no REDIS_* in the environment, as typed in a terminal.
+    const opts = { env: s.toolEnv, cwd: s.cwd };
+    const status = await run(process.execPath, [BIN, 'queue', 'status'], opts);
+    expect(status.stdout).toContain(`Redis cluster ${seeds}`);
+    expect(status.stdout).toContain('3 queue shards');
+    const queue = await run('bash', [script('check_redis_queue.sh')], opts);
+    expect(queue.stdout).toContain(`(Redis Cluster via 127.0.0.1:${firstPort}, 3 shards)`);
+    const setup = await run('bash', [script('setup_redis_test_data.sh')], opts);
+    expect(setup.stdout).toContain('房间 video_123 的连接数: 4');
+    const routing = await run('bash', [script('check_redis_routing.sh')], opts);
+    expect(routing.stdout).toContain('总连接数: 4');
+
+    process.kill(-s.child.pid!, 'SIGINT');
+    expect(await s.exited).toBe(0);
+    expect(existsSync(join(s.cwd, '.pushline/env'))).toBe(false);
+  });
+});
+
 describe('pushline start: first contact', () => {
   it('plain logs on a pipe, the dev webhook secret and the gRPC token in the banner, job metrics on loopback, comets in --help', async () => {
     const s = await stack();

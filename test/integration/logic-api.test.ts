@@ -156,6 +156,10 @@ describe('GET and DELETE /tasks/:id', () => {
     const malformed = await logic.app.inject({ method: 'GET', url: '/tasks/abc', headers: { authorization: authHeader } });
     expect(malformed.statusCode).toBe(400);
     expect(malformed.json().fields[0].field).toBe('id');
+    // Both forms a task id takes: plain, and with its shard in front (REDIS_QUEUE_SHARDS > 1).
+    expect(JSON.stringify(malformed.json().fields[0])).toContain('000000000017 or 2-000000000017');
+    const sharded = await logic.app.inject({ method: 'GET', url: '/tasks/2-000000999999', headers: { authorization: authHeader } });
+    expect(sharded.statusCode).toBe(404);
   });
 });
 

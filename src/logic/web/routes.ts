@@ -11,6 +11,7 @@ import { reviveDeadTask, type BackendName } from '../../queue/backend.ts';
 import type { RoutingRegistry } from '../../routing/registry.ts';
 import type { RoutingKeys } from '../../routing/keys.ts';
 import { workerInfoKey } from '../../job/worker-registry.ts';
+import { perSlot } from '../../redis/batch.ts';
 import { ApiError } from '../errors.ts';
 import { displayName, identifier, taskParamsSchema } from '../schemas.ts';
 
@@ -77,9 +78,11 @@ export const webRoutes: FastifyPluginAsyncZod<WebRoutesOptions> = async (app, op
   app.get('/demo/api/online', { schema: { hide: true, querystring: roomQuery } }, async (req) => {
     devOnly();
     const connIds = await queue.redis.smembers(options.keys.roomConnections(req.query.roomId));
-    const pipeline = queue.redis.pipeline();
-    for (const id of connIds) pipeline.hmget(options.keys.connectionInfo(id), 'user_id', 'comet_id');
-    const rows = connIds.length ? ((await pipeline.exec()) ?? []).map(([, v]) => v as (string | null)[]) : [];
+    // Each connection's info hash has its own slot on a Redis Cluster: one batch per slot.
+    const rows = (await perSlot(queue.redis, connIds.map((id) => {
+      const key = options.keys.connectionInfo(id);
+      return { key, add: (p) => p.hmget(key, 'user_id', 'comet_id') };
+    }))).map(([v]) => v as (string | null)[]);
     const users = new Map<string, Set<string>>();
     for (const [user, comet] of rows) if (user) users.set(user, (users.get(user) ?? new Set()).add(comet ?? '?'));
     return { roomId: req.query.roomId, users: [...users].map(([userId, comets]) => ({ userId, comets: [...comets] })).sort((a, b) => a.userId.localeCompare(b.userId)) };
@@ -93,23 +96,24 @@ export const webRoutes: FastifyPluginAsyncZod<WebRoutesOptions> = async (app, op
       queue.tasks.deadList(50),
       queue.results.deadList(50),
       queue.redis.zrangebyscore(queue.keys.workers, Date.now() - 15_000, '+inf', 'WITHSCORES'),
-      queue.redis.get(queue.keys.taskSeq),
+      // Every shard counts the ids it handed out: the total is their sum.
+      perSlot(queue.redis, queue.keys.shards.map((shard) => ({ key: shard.taskSeq, add: (p) => p.get(shard.taskSeq) }))),
     ]);
-    const hashes = async (ids: string[], fields: string[]) => {
-      if (ids.length === 0) return [];
-      const p = queue.redis.pipeline();
-      for (const id of ids) p.hmget(queue.keys.task(id), ...fields);
-      return ((await p.exec()) ?? []).map(([, v]) => v as (string | null)[]);
-    };
+    // Task hashes of different shards, and worker hashes, live in different slots on a cluster.
+    const hashes = async (ids: string[], fields: string[]) =>
+      (await perSlot(queue.redis, ids.map((id) => ({ key: queue.keys.task(id), add: (p) => p.hmget(queue.keys.task(id), ...fields) })))).map(([v]) => v as (string | null)[]);
     const deadRows = await hashes(dead.map((d) => d.id), ['type', 'priority', 'attempts', 'error']);
     const hookRows = await hashes(webhookDead.map((d) => d.id), ['hook_url', 'webhook_attempts', 'webhook_error', 'status']);
     const workerIds: { id: string; seenMs: number }[] = [];
     for (let i = 0; i + 1 < workers.length; i += 2) workerIds.push({ id: workers[i]!, seenMs: Number(workers[i + 1]) });
-    const workerRows = workerIds.length ? ((await workerIds.reduce((p, w) => p.hgetall(workerInfoKey(queue.keys.prefix, w.id)), queue.redis.pipeline()).exec()) ?? []).map(([, v]) => v as Record<string, string>) : [];
+    const workerRows = (await perSlot(queue.redis, workerIds.map((w) => {
+      const key = workerInfoKey(queue.keys.prefix, w.id);
+      return { key, add: (p) => p.hgetall(key) };
+    }))).map(([v]) => v as Record<string, string>);
     const cometBeats = await registry.cometHeartbeats(comets.map((c) => c.cometId));
     return {
       now: stats.nowMs,
-      enqueued_total: Number(enqueuedTotal ?? 0),
+      enqueued_total: enqueuedTotal.reduce((sum, [count]) => sum + Number(count ?? 0), 0),
       queues: { tasks: stats.tasks, results: stats.results },
       priorities: stats.priorities.map((p) => ({ priority: p.priority, queued: p.queued })),
       oldest_waiting_age_ms: stats.oldestWaitingAgeMs,

@@ -8,6 +8,7 @@ import { Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullm
 import type { Redis } from 'ioredis';
 import { allocateIds, recordFinal, taskHashOf, type BackendName, type ConsumeOptions, type Consumption, type QueueBackend } from '../backend.ts';
 import type { Handler } from '../consumer.ts';
+import { bullmqPrefix } from '../keys.ts';
 import { BackendUnsupportedError } from '../backend.ts';
 import type { EnqueueResult, NewTask, TaskQueue } from '../task-queue.ts';
 import type { TaskHash } from '../task.ts';
@@ -34,12 +35,12 @@ export class BullmqBackend implements QueueBackend {
     private readonly connection: () => Redis,
     private readonly options: { queueName: string; maxAttempts: number; backoffMs: number; lockDurationMs?: number },
   ) {
-    this.queue = new Queue<JobData>(options.queueName, { connection: connection(), prefix: `${tasks.keys.prefix}bull` });
+    this.queue = new Queue<JobData>(options.queueName, { connection: connection(), prefix: bullmqPrefix(tasks.keys) });
   }
 
   async enqueueOne(task: NewTask): Promise<EnqueueResult> {
     if (task.idempotency) throw new BackendUnsupportedError('Idempotency-Key needs QUEUE_BACKEND=redis');
-    const { id, seq, nowMs } = await allocateIds(this.tasks.redis, this.tasks.keys.taskSeq, task.sequenceKey);
+    const { id, seq, nowMs } = await allocateIds(this.tasks.redis, this.tasks.keys, task.sequenceKey);
     const hash = taskHashOf(id, task, nowMs, seq);
     await this.queue.add(task.type, { hash }, {
       jobId: id,
@@ -84,7 +85,7 @@ export class BullmqBackend implements QueueBackend {
       },
       {
         connection: this.connection(),
-        prefix: `${tasks.keys.prefix}bull`,
+        prefix: bullmqPrefix(tasks.keys),
         concurrency: options.concurrency,
         autorun: true,
         // A worker that died holding a job: BullMQ hands the job on once its lock expires.

@@ -38,7 +38,7 @@ export class KafkaBackend implements QueueBackend {
 
   async enqueueOne(task: NewTask): Promise<EnqueueResult> {
     if (task.idempotency) throw new BackendUnsupportedError('Idempotency-Key needs QUEUE_BACKEND=redis');
-    const { id, seq, nowMs } = await allocateIds(this.tasks.redis, this.tasks.keys.taskSeq, task.sequenceKey);
+    const { id, seq, nowMs } = await allocateIds(this.tasks.redis, this.tasks.keys, task.sequenceKey);
     const { value, headers } = encodeTask(taskHashOf(id, task, nowMs, seq));
     this.producer ??= new Producer({ clientId: `${this.settings.clientId}-producer`, bootstrapBrokers: this.settings.brokers });
     await this.producer.send({
@@ -91,7 +91,7 @@ export class KafkaBackend implements QueueBackend {
   private async hashOf(value: Buffer | undefined, header: string | undefined): Promise<TaskHash> {
     const decoded = decodeTask(value, header);
     if (decoded.hash?.id) return decoded.hash;
-    const { id, nowMs } = await allocateIds(this.tasks.redis, this.tasks.keys.taskSeq);
+    const { id, nowMs } = await allocateIds(this.tasks.redis, this.tasks.keys);
     return taskHashOf(id, { type: decoded.type, priority: decoded.priority ?? 3, ...(decoded.payload !== undefined ? { payload: decoded.payload } : {}), ...(decoded.hookUrl ? { hookUrl: decoded.hookUrl } : {}), fields: decoded.fields }, nowMs);
   }
 
