@@ -3,6 +3,7 @@
 // teams on their way over (docs/backends.md). Whatever the backend, a task's final state lands
 // in its Redis hash (`task:{id}`, so GET /tasks/:id answers) and its webhook goes through the
 // Redis results stage, with the same retries and signature.
+import { runScript } from './scripts.ts';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../util/log.ts';
 import type { Handler, Verdict } from './consumer.ts';
@@ -81,22 +82,14 @@ export function taskHashOf(id: string, task: NewTask, createdAtMs: number, seq?:
  * and GET /tasks/:id takes them; a room message's seq from its counter, like enqueue.lua does.
  * Both counters are the ones the engine would use for this task (`sequenceName` is the routing
  * name, room:seq:<room>): the room's fixed shard, whose slot holds its id counter and its seq
- * counter, so the MULTI stays in one Redis Cluster slot and the id names that shard.
+ * counter, so the script stays in one Redis Cluster slot and the id names that shard. Numbered by
+ * allocate-id.lua, which lifts the counter as enqueue.lua does: no id repeats after a failover.
  */
 export async function allocateIds(redis: Redis, keys: QueueKeys, sequenceName?: string): Promise<{ id: string; seq?: number; nowMs: number }> {
   const shard = sequenceName ? keys.ofName(sequenceName) : keys;
-  const multi = redis.multi().incr(shard.taskSeq).time();
-  if (sequenceName) multi.incr(shard.sequence(sequenceName));
-  const replies = (await multi.exec())!.map(([err, v]) => {
-    if (err) throw err;
-    return v;
-  });
-  const [sec, micro] = replies[1] as [string, string];
-  return {
-    id: shard.idPrefix + String(replies[0]).padStart(12, '0'),
-    nowMs: Number(sec) * 1000 + Math.floor(Number(micro) / 1000),
-    ...(sequenceName ? { seq: Number(replies[2]) } : {}),
-  };
+  const counters = [shard.taskSeq, ...(sequenceName ? [shard.sequence(sequenceName)] : [])];
+  const [id, nowMs, seq] = (await runScript(redis, 'allocate-id', counters, [shard.idPrefix])) as [string, number, number?];
+  return { id, nowMs: Number(nowMs), ...(sequenceName ? { seq: Number(seq) } : {}) };
 }
 
 /**

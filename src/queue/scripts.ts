@@ -8,6 +8,7 @@ type Arg = string | number;
 
 const SCRIPTS = {
   enqueue: { file: 'enqueue.lua' },
+  'allocate-id': { file: 'allocate-id.lua' },
   claim: { file: 'claim.lua' },
   settle: { file: 'settle.lua' },
   extend: { file: 'extend.lua' },

@@ -8,6 +8,7 @@ import { buildLogicApp } from '../../src/logic/app.ts';
 import { LOGIC_TASK_TYPES } from '../../src/logic/main.ts';
 import { queueKeys } from '../../src/queue/keys.ts';
 import { TaskQueue } from '../../src/queue/task-queue.ts';
+import { allocateIds } from '../../src/queue/backend.ts';
 import { createRedis } from '../../src/redis/connect.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { AUTH, authHeader } from '../helpers/logic.ts';
@@ -165,6 +166,25 @@ describe('task ids', () => {
     const ids = [...first, ...lost, ...after].map((r) => r.id);
     expect(new Set(ids).size).toBe(ids.length);
     // Still in enqueue order, as the FIFO tie-break needs.
+    expect([...ids].sort()).toEqual(ids);
+  });
+
+  it('from the other backends (allocateIds) follow the same rule, and never repeat an engine id', async () => {
+    const keys = queueKeys({ keyPrefix: uniquePrefix() });
+    const queue = new TaskQueue(master, keys, { retentionSeconds: 3600, idempotencyTtlSeconds: 600 });
+    const engine = await queue.enqueue(Array.from({ length: 5 }, () => ({ type: 'echo', priority: 3 })));
+    const before = await master.get(keys.taskSeq);
+    const lost = [await allocateIds(master, keys), await allocateIds(master, keys, 'room:seq:r1')];
+    expect(lost[1]!.seq).toBe(1);
+    await master.set(keys.taskSeq, before!);
+    const lastLost = Math.max(...lost.map((l) => l.nowMs));
+    await waitFor(async () => {
+      const [sec, micro] = await master.time();
+      return Number(sec) * 1000 + Math.floor(Number(micro) / 1000) > lastLost;
+    }, 'the Redis clock past the lost ids');
+    const after = [await allocateIds(master, keys), ...(await queue.enqueue([{ type: 'echo', priority: 3 }]))];
+    const ids = [...engine.map((r) => r.id), ...lost.map((l) => l.id), ...after.map((r) => r.id)];
+    expect(new Set(ids).size).toBe(ids.length);
     expect([...ids].sort()).toEqual(ids);
   });
 });
