@@ -50,6 +50,12 @@ export interface Child {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** The first of `children` that exited, with its stderr tail; null while all run (a system's health check). */
+export function exitedChild(children: readonly Child[]): string | null {
+  const dead = children.find((c) => c.exited);
+  return dead ? `${dead.name} exited; stderr:\n${dead.stderrTail()}` : null;
+}
+
 export function startChild(name: string, command: string, args: string[], options: { env: NodeJS.ProcessEnv; cwd: string }): Child {
   const proc = spawn(command, args, { env: options.env, cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
   let exited = false;

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import type WebSocket from 'ws';
 import { freePort } from '../../src/local/redis-server.ts';
 import { BASIC, SECRET, closeAll, log, openClient, tokens } from './push-common.ts';
-import { childEnv, startChild, waitForHttp, type Child } from './push-procs.ts';
+import { childEnv, exitedChild, startChild, waitForHttp, type Child } from './push-procs.ts';
 import type { Receipts, Stack } from './push-scenario.ts';
 import { pool } from './util.ts';
 
@@ -99,10 +99,7 @@ export async function startPushlineStack(o: PushlineStackOptions, receipts: Rece
       viewers,
       procs: [['HTTP entry', logic.pid], ['job', job.pid], ['gateway 1', comets[0]!.child.pid], ['gateway 2', comets[1]!.child.pid]],
       redis,
-      health: () => {
-        const dead = children.find((c) => c.exited);
-        return dead ? `${dead.name} exited; stderr:\n${dead.stderrTail()}` : null;
-      },
+      health: () => exitedChild(children),
       stop,
     };
   } catch (err) {

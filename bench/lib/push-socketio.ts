@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import { io as connect, type Socket } from 'socket.io-client';
 import { startRedisServer } from '../../src/local/redis-server.ts';
 import { log } from './push-common.ts';
-import { childEnv, startChild, type Child } from './push-procs.ts';
+import { childEnv, exitedChild, startChild, type Child } from './push-procs.ts';
 import type { Receipts, Stack } from './push-scenario.ts';
 import { pool, withTimeout } from './util.ts';
 
@@ -85,10 +85,7 @@ export async function startSocketioStack(o: SocketioStackOptions, receipts: Rece
       viewers,
       procs: [['HTTP entry', endpoint.child.pid], ['gateway 1', nodes[0]!.child.pid], ['gateway 2', nodes[1]!.child.pid]],
       redis,
-      health: () => {
-        const dead = children.find((c) => c.exited);
-        return dead ? `${dead.name} exited; stderr:\n${dead.stderrTail()}` : null;
-      },
+      health: () => exitedChild(children),
       stop,
     };
   } catch (err) {

@@ -87,7 +87,7 @@ export function taskHashOf(id: string, task: NewTask, createdAtMs: number, seq?:
  */
 export async function allocateIds(redis: Redis, keys: QueueKeys, sequenceName?: string): Promise<{ id: string; seq?: number; nowMs: number }> {
   const shard = sequenceName ? keys.ofName(sequenceName) : keys;
-  const counters = [shard.taskSeq, ...(sequenceName ? [shard.sequence(sequenceName)] : [])];
+  const counters = [shard.taskSeq, shard.enqueuedCount, ...(sequenceName ? [shard.sequence(sequenceName)] : [])];
   const [id, nowMs, seq] = (await runScript(redis, 'allocate-id', counters, [shard.idPrefix])) as [string, number, number?];
   return { id, nowMs: Number(nowMs), ...(sequenceName ? { seq: Number(seq) } : {}) };
 }

@@ -64,6 +64,8 @@ export interface QueueKeys {
   readonly tasks: StageKeys;
   readonly results: StageKeys;
   readonly taskSeq: string;
+  /** How many tasks were ever created in this shard (the id counter no longer counts: it is lifted to the clock). */
+  readonly enqueuedCount: string;
   readonly taskPrefix: string;
   readonly workers: string;
   /** The hash of any task of the queue, whatever its shard (read from the id). */
@@ -136,6 +138,7 @@ export function queueKeys(names: KeyNames = {}): QueueKeys {
         tasks: stageKeys(taskQueue),
         results: stageKeys(resultQueue),
         taskSeq: `${taskQueue}:seq`,
+        enqueuedCount: `${taskQueue}:enqueued`,
         taskPrefix,
         workers: `${prefix}workers`,
         task: (id) => taskPrefix + id,
@@ -152,6 +155,7 @@ export function queueKeys(names: KeyNames = {}): QueueKeys {
         tasks: stageKeys(tag),
         results: stageKeys(`${tag}:${names.resultQueue ?? 'uvr_results'}`),
         taskSeq: `${tag}:seq`,
+        enqueuedCount: `${tag}:enqueued`,
         taskPrefix,
         workers: `${prefix}workers`,
         task: (id) => ofTask(id).taskPrefix + id,

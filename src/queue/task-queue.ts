@@ -146,7 +146,7 @@ export class TaskQueue {
       args.push(task.priority, task.idempotency ? 1 : 0, task.idempotency?.fingerprint ?? '', task.sequenceKey ? 1 : 0, fields.length);
       for (const [k, v] of fields) args.push(k, v);
     }
-    const write = (redis: Redis) => runScript(redis, 'enqueue', [keys.tasks.queue, keys.tasks.marker, keys.taskSeq, ...idemKeys], args);
+    const write = (redis: Redis) => runScript(redis, 'enqueue', [keys.tasks.queue, keys.tasks.marker, keys.taskSeq, keys.enqueuedCount, ...idemKeys], args);
     // REDIS_WAIT_REPLICAS: written on the WAIT connection and confirmed by replicas, or NotReplicatedError.
     const reply = (await (this.options.replication ? this.options.replication.confirm(write) : write(this.redis))) as (string | number)[];
     const out: EnqueueResult[] = [];

@@ -65,7 +65,7 @@ describe('QUEUE_BACKEND=bullmq', () => {
     const res = await post({ type: 'echo', payload: { via: 'bullmq' }, priority: 5, hook_url: `${receiver.url}/hook` });
     expect(res.statusCode).toBe(202);
     const id = res.json().task_id as string;
-    expect(id).toMatch(/^\d{12}$/);
+    expect(id).toMatch(/^\d{17}$/);
     // BullMQ holds it under the same id, at BullMQ priority 6 − 5 = 1.
     const task = await waitFor(async () => {
       const got = await app.inject({ method: 'GET', url: `/tasks/${id}`, headers: { authorization: authHeader } });

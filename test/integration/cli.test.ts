@@ -39,7 +39,7 @@ describe('inspection', () => {
     expect(stdout).toMatch(/5 \(highest\)\s+2\s/);
     expect(stdout).toMatch(/4 \(high\)\s+0\s/);
     const next = stdout.split('Next 3 to run')[1]!;
-    const ids = [...next.matchAll(/^\s+\d\s+(\d{12})\s+(\d)/gm)].map((m) => [m[1], m[2]]);
+    const ids = [...next.matchAll(/^\s+\d\s+(\d{17})\s+(\d)/gm)].map((m) => [m[1], m[2]]);
     expect(ids).toEqual([[created[1]!.id, '5'], [created[3]!.id, '5'], [created[2]!.id, '3']]);
 
     const json = JSON.parse((await run(process.execPath, [BIN, 'queue', 'status', '--json'], { env, cwd: tmpdir() })).stdout);
@@ -151,7 +151,7 @@ describe('inspection on a 3-master Redis Cluster with 3 queue shards', () => {
     expect(stdout).toContain('redis-cli -c');
     expect(stdout).toMatch(/5 \(highest\)\s+2\s/);
     const next = stdout.split('Next 3 to run')[1]!;
-    const ids = [...next.matchAll(/^\s+\d\s+(\d-\d{12})\s+(\d)/gm)].map((m) => [m[1], m[2]]);
+    const ids = [...next.matchAll(/^\s+\d\s+(\d-\d{17})\s+(\d)/gm)].map((m) => [m[1], m[2]]);
     // The two priority-5 tasks sit on different shards; equal scores across shards have no set order.
     expect(ids.slice(0, 2).sort()).toEqual([[created[1]!.id, '5'], [created[3]!.id, '5']].sort());
     expect(ids[2]).toEqual([created[5]!.id, '4']);

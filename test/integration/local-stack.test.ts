@@ -151,7 +151,7 @@ describe('pushline start --cluster', () => {
     expect(banner).not.toMatch(/REDIS_HOST=|redis-cli -h/);
 
     const id = await post(s, { type: 'echo', payload: { on: 'cluster' }, priority: 5 });
-    expect(id).toMatch(/^[0-2]-\d{12}$/);
+    expect(id).toMatch(/^[0-2]-\d{17}$/);
     await waitFor(async () => (await taskStatus(s, id)) === 'completed', `task ${id} completed`);
 
     // Run in the stack's folder with no REDIS_* in the environment, as typed in a terminal.

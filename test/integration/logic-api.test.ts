@@ -32,7 +32,7 @@ describe('POST /generate', () => {
     const res = await post({ type: 'echo', payload: { hello: 'world' }, priority: 5, hook_url: 'https://example.com/hook' });
     expect(res.statusCode).toBe(202);
     const body = res.json();
-    expect(body).toEqual({ task_id: expect.stringMatching(/^\d{12}$/), status: 'queued', priority: 5 });
+    expect(body).toEqual({ task_id: expect.stringMatching(/^\d{17}$/), status: 'queued', priority: 5 });
     const hash = await logic.redis.hgetall(logic.keys.task(body.task_id));
     expect(hash).toMatchObject({ type: 'echo', priority: '5', status: 'queued', payload: '{"hello":"world"}', hook_url: 'https://example.com/hook' });
     expect(hash.request_id).toBe(res.headers['x-request-id']);

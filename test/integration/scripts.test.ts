@@ -93,14 +93,14 @@ async function busy(prefix: string): Promise<void> {
       expect(stdout).toMatch(new RegExp(`${q}:delayed\\s+1\\s`));
       expect(stdout).toMatch(new RegExp(`${q}:dead\\s+1\\s`));
       expect(stdout).toMatch(/uvr_results\s+1\s/);
-      expect(stdout).toMatch(/ 3\) \d{12}\s+priority=1\s+type=echo/);
+      expect(stdout).toMatch(/ 3\) \d{17}\s+priority=1\s+type=echo/);
     }
     if (name === 'check_redis_queue.sh' && where.shards > 1) {
       // One section per shard, and the per-priority counts summed over them: 3 waiting in all.
       for (let i = 0; i < where.shards; i++) expect(stdout).toContain(`ZRANGE {${prefix}uvr_tasks:${i}} 0 9 WITHSCORES`);
       const waiting = [...stdout.matchAll(/priority (\d): (\d+)/g)].reduce((n, m) => n + Number(m[2]), 0);
       expect(waiting).toBe(3);
-      expect(stdout).toMatch(/\d-\d{12}\s+priority=\d\s+type=echo/);
+      expect(stdout).toMatch(/\d-\d{17}\s+priority=\d\s+type=echo/);
     }
     if (name === 'check_redis_routing.sh') {
       expect(stdout).toContain('在线: 4 | 离线: 0');

@@ -207,7 +207,8 @@ describe('Sentinel failover (master SIGKILLed under load)', () => {
   it('with REDIS_WAIT_REPLICAS=1: every 202 completes, no id twice, service back without restarts', { timeout: 300_000 }, async () => {
     const run = await failoverRun(1);
     const { figures, procs, logicUrl, newMaster } = run;
-    expect(figures.accepted).toBeGreaterThan(200);
+    // At least the 100 before and the 100 after the failover it waited for.
+    expect(figures.accepted).toBeGreaterThanOrEqual(200);
     expect(figures.lost).toBe(0);
     expect(figures.duplicateIds).toBe(0);
     // Neither process was restarted, and both are still running.
@@ -224,7 +225,8 @@ describe('Sentinel failover (master SIGKILLed under load)', () => {
   it('a demoted master that stays up (SENTINEL FAILOVER): every connection leaves it, every 202 completes', { timeout: 300_000 }, async () => {
     const run = await failoverRun(1, 'demote');
     const { figures, procs, logicUrl } = run;
-    expect(figures.accepted).toBeGreaterThan(200);
+    // At least the 100 before and the 100 after the failover it waited for.
+    expect(figures.accepted).toBeGreaterThanOrEqual(200);
     expect(figures.lost).toBe(0);
     expect(figures.duplicateIds).toBe(0);
     for (const p of procs) expect(p.child.exitCode).toBeNull();
@@ -235,7 +237,8 @@ describe('Sentinel failover (master SIGKILLed under load)', () => {
 
   it.each(['kill', 'demote'] as const)('without WAIT (%s): records how many acknowledged tasks were lost (not asserted)', { timeout: 300_000 }, async (how) => {
     const { figures, procs } = await failoverRun(0, how);
-    expect(figures.accepted).toBeGreaterThan(200);
+    // At least the 100 before and the 100 after the failover it waited for.
+    expect(figures.accepted).toBeGreaterThanOrEqual(200);
     for (const p of procs) expect(p.child.exitCode).toBeNull();
   });
 });

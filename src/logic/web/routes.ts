@@ -97,7 +97,7 @@ export const webRoutes: FastifyPluginAsyncZod<WebRoutesOptions> = async (app, op
       queue.results.deadList(50),
       queue.redis.zrangebyscore(queue.keys.workers, Date.now() - 15_000, '+inf', 'WITHSCORES'),
       // Every shard counts the ids it handed out: the total is their sum.
-      perSlot(queue.redis, queue.keys.shards.map((shard) => ({ key: shard.taskSeq, add: (p) => p.get(shard.taskSeq) }))),
+      perSlot(queue.redis, queue.keys.shards.map((shard) => ({ key: shard.enqueuedCount, add: (p) => p.get(shard.enqueuedCount) }))),
     ]);
     // Task hashes of different shards, and worker hashes, live in different slots on a cluster.
     const hashes = async (ids: string[], fields: string[]) =>

@@ -4,7 +4,9 @@
   KEYS[1]  queue ZSET            (uvr_tasks)
   KEYS[2]  marker ZSET           (uvr_tasks:marker)
   KEYS[3]  id counter            (uvr_tasks:seq)
-  KEYS[4..] per task in order: its idempotency key (when it has one), then its sequence
+  KEYS[4]  created-tasks counter (uvr_tasks:enqueued): what the dashboard's enqueued/s reads,
+           since the id counter jumps with the clock
+  KEYS[5..] per task in order: its idempotency key (when it has one), then its sequence
             counter key (when it has one, e.g. room:seq:{room})
 
   ARGV[1]  task hash key prefix  ("task:")
@@ -22,7 +24,8 @@
     id, outcome (1 = created, 0 = existing task returned for the idempotency key,
     -1 = idempotency key reused with a different body), created_at ms
 
-  Ids are zero-padded INCR values so that tasks with the same score (same millisecond and
+  Ids are zero-padded INCR values (17 digits, so a numeric-looking id keeps a leading zero,
+  which BullMQ's job ids require) so that tasks with the same score (same millisecond and
   priority) pop in enqueue order: a ZSET orders equal scores by member, lexicographically.
   Time comes from Redis (TIME) so every logic process shares one clock.
 
@@ -30,7 +33,7 @@
   In the tagged layout (Redis Cluster, shards) ARGV[1] carries the queue's hash tag, so every
   hash lies in KEYS[1]'s slot, which Redis Cluster allows a script to touch.
 ]]
-local queue, marker, seqKey = KEYS[1], KEYS[2], KEYS[3]
+local queue, marker, seqKey, enqueuedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local taskPrefix = ARGV[1]
 local idemTtl = tonumber(ARGV[2])
 local count = tonumber(ARGV[3])
@@ -42,7 +45,7 @@ local nowStr = string.format('%d', nowMs)
 
 local out = {}
 local argi = 5
-local keyi = 4
+local keyi = 5
 local added = 0
 for _ = 1, count do
   local priority = tonumber(ARGV[argi])
@@ -92,7 +95,7 @@ for _ = 1, count do
       seq = floor
       redis.call('SET', seqKey, string.format('%d', floor))
     end
-    local id = string.format('%012d', seq)
+    local id = string.format('%017d', seq)
     id = idPrefix .. id
     local hash = { 'id', id, 'priority', priority, 'status', 'queued', 'created_at', nowStr }
     if seqKeyOfTask then
@@ -114,5 +117,6 @@ end
 
 if added > 0 then
   redis.call('ZADD', marker, 0, '0')
+  redis.call('INCRBY', enqueuedKey, added)
 end
 return out
