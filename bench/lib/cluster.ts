@@ -13,7 +13,7 @@ import { startRedisCluster } from '../../src/local/redis-cluster.ts';
 import { queueKeys } from '../../src/queue/keys.ts';
 import { TaskQueue } from '../../src/queue/task-queue.ts';
 import { createRedis, parseHostPorts, type RedisTarget } from '../../src/redis/connect.ts';
-import { silentLogger } from '../../src/util/log.ts';
+import { benchRunnerDefaults } from './peers.ts';
 
 export interface ClusterBenchOptions {
   shards: number;
@@ -67,12 +67,7 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<voi
       registry: new ProcessorRegistry([{ type: 'bench', async process() { return null; } }]),
       consumers: options.workers,
       concurrency: options.concurrency,
-      visibilityMs: 30_000,
-      shutdownTimeoutMs: 10_000,
-      reaperIntervalMs: 5000,
-      taskPolicy: { maxAttempts: 3, baseMs: 1000, maxMs: 300_000 },
-      webhook: { secret: 'bench', timeoutMs: 10_000, policy: { maxAttempts: 8, baseMs: 1000, maxMs: 600_000 }, concurrency: 32, dispatcher },
-      log: silentLogger,
+      ...benchRunnerDefaults(dispatcher),
       onSettled: (stage, _task, verdict, applied) => {
         if (stage === 'tasks' && applied && verdict.outcome === 'completed' && ++completed === n) resolveDone();
       },

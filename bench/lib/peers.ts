@@ -8,9 +8,21 @@ import { Agent } from 'undici';
 import { createRedis, type RedisTarget } from '../../src/redis/connect.ts';
 import { queueKeys } from '../../src/queue/keys.ts';
 import { TaskQueue } from '../../src/queue/task-queue.ts';
-import { JobRunner } from '../../src/job/runner.ts';
+import { JobRunner, type JobRunnerOptions } from '../../src/job/runner.ts';
 import { ProcessorRegistry } from '../../src/job/processor.ts';
 import { silentLogger } from '../../src/util/log.ts';
+
+/** The runner settings every bench shares: the production defaults (src/config/schema.ts), no logs. */
+export function benchRunnerDefaults(dispatcher: Agent): Pick<JobRunnerOptions, 'visibilityMs' | 'shutdownTimeoutMs' | 'reaperIntervalMs' | 'taskPolicy' | 'webhook' | 'log'> {
+  return {
+    visibilityMs: 30_000,
+    shutdownTimeoutMs: 10_000,
+    reaperIntervalMs: 5000,
+    taskPolicy: { maxAttempts: 3, baseMs: 1000, maxMs: 300_000 },
+    webhook: { secret: 'bench', timeoutMs: 10_000, policy: { maxAttempts: 8, baseMs: 1000, maxMs: 600_000 }, concurrency: 32, dispatcher },
+    log: silentLogger,
+  };
+}
 
 export type PeerName = 'pushline' | 'bullmq';
 export const PEER_NAMES: readonly PeerName[] = ['pushline', 'bullmq'];
@@ -122,19 +134,7 @@ async function pushlinePeer(opts: PeerOptions): Promise<Peer> {
         ]),
         consumers: cfg.workers,
         concurrency: cfg.concurrency,
-        // The rest are the production defaults (src/config/schema.ts).
-        visibilityMs: 30_000,
-        shutdownTimeoutMs: 10_000,
-        reaperIntervalMs: 5000,
-        taskPolicy: { maxAttempts: 3, baseMs: 1000, maxMs: 300_000 },
-        webhook: {
-          secret: 'bench',
-          timeoutMs: 10_000,
-          policy: { maxAttempts: 8, baseMs: 1000, maxMs: 600_000 },
-          concurrency: 32,
-          dispatcher,
-        },
-        log: silentLogger,
+        ...benchRunnerDefaults(dispatcher),
         onSettled: (stage, _task, verdict, applied) => {
           if (stage === 'tasks' && applied && verdict.outcome === 'completed') onCompleted();
         },

@@ -15,7 +15,7 @@ import { queueKeys } from '../../src/queue/keys.ts';
 import { ReplicationWait } from '../../src/queue/replication-wait.ts';
 import { TaskQueue } from '../../src/queue/task-queue.ts';
 import { createRedis, type RedisTarget } from '../../src/redis/connect.ts';
-import { silentLogger } from '../../src/util/log.ts';
+import { benchRunnerDefaults } from './peers.ts';
 import { fmtInt, fmtMs, numberSetting, percentile, pool, sleep } from './util.ts';
 
 const N = numberSetting('wait-n', 20_000);
@@ -104,12 +104,7 @@ async function latencies(s: Setup, replicas: number, run: number): Promise<{ ack
     ]),
     consumers: 4,
     concurrency: 16,
-    visibilityMs: 30_000,
-    shutdownTimeoutMs: 10_000,
-    reaperIntervalMs: 5000,
-    taskPolicy: { maxAttempts: 3, baseMs: 1000, maxMs: 300_000 },
-    webhook: { secret: 'bench', timeoutMs: 10_000, policy: { maxAttempts: 8, baseMs: 1000, maxMs: 600_000 }, concurrency: 32, dispatcher },
-    log: silentLogger,
+    ...benchRunnerDefaults(dispatcher),
   });
   await runner.start();
   const total = Math.round(RATE * SECONDS);
