@@ -87,7 +87,8 @@ program
 
 /**
  * Runs one long-lived process: config (with flag overrides) → logger → start → stop in order
- * on SIGTERM/SIGINT within `hardLimitMs`. A config error at start exits 2.
+ * on SIGTERM/SIGINT within `hardLimitMs`. A config error at start exits 2, any other failure to
+ * start (Redis unreachable) exits 1 with one line.
  */
 async function serve(
   name: string,
@@ -104,7 +105,14 @@ async function serve(
   // Listening from the first moment: a SIGTERM during start-up (an orchestrator changing its
   // mind) waits for the start to finish, then stops as cleanly as any other time.
   runtime.stopOnSignals(async () => (await started).stop(), log, hardLimitMs(e));
-  await started.catch(runtime.exitOnConfigError);
+  await started.catch((err: unknown) => {
+    if (err instanceof Error && err.name === 'ConfigError') runtime.exitOnConfigError(err);
+    // Most often Redis is not there yet: one line that says so, not a stack trace, and a
+    // non-zero exit a supervisor (systemd, compose, pushline start) restarts on.
+    const target = runtime.describeTarget(runtime.redisTarget(e));
+    process.stderr.write(`pushline ${name}: could not start: ${err instanceof Error ? err.message : String(err)} (Redis at ${target})\n`);
+    process.exit(1);
+  });
 }
 
 program

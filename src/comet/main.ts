@@ -3,7 +3,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Env } from '../config/schema.ts';
 import { authSecret, cometGrpcTls, cometGrpcToken } from '../config/load.ts';
-import { createRedis, describeTarget, redisTarget } from '../redis/connect.ts';
+import { connectAtStart, createRedis, describeTarget, redisTarget } from '../redis/connect.ts';
 import { routingKeys } from '../routing/keys.ts';
 import { RoutingRegistry } from '../routing/registry.ts';
 import type { Logger } from '../util/log.ts';
@@ -34,7 +34,7 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
   const grpcCredentials = cometServerCredentials(cometGrpcTls(env));
   const target = redisTarget(env);
   const redis = createRedis(target, 'command', 'pushline-comet');
-  await redis.connect();
+  await connectAtStart(redis);
   log.info(`Connected to Redis: ${describeTarget(target)}`);
   const keys = routingKeys(env.REDIS_KEY_PREFIX, Boolean(env.REDIS_CLUSTER_NODES));
   const registry = new RoutingRegistry(redis, keys, env.USER_ONLINE_TTL_SECONDS);

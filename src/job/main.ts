@@ -1,7 +1,7 @@
 // Composition root of `pushline job`: config → logger → Redis → queue → processors → runner.
 import type { Env } from '../config/schema.ts';
 import { webhookSecret } from '../config/load.ts';
-import { createRedis, describeTarget, redisTarget } from '../redis/connect.ts';
+import { connectAtStart, createRedis, describeTarget, redisTarget } from '../redis/connect.ts';
 import { keysFromEnv, queueOptionsFromEnv } from '../config/derive.ts';
 import { TaskQueue } from '../queue/task-queue.ts';
 import { createGuardedAgent } from '../net/ssrf.ts';
@@ -42,7 +42,7 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
   const cometOptions = cometClientOptions(env);
   const target = redisTarget(env);
   const command = createRedis(target, 'command', 'pushline-job');
-  await command.connect();
+  await connectAtStart(command);
   log.info(`Connected to Redis: ${describeTarget(target)}`);
 
   const keys = keysFromEnv(env);

@@ -126,3 +126,21 @@ function createSentinelClient(target: RedisTarget, sentinel: SentinelTarget, opt
     reconnectOnError: (err) => (/^(READONLY|UNBLOCKED)\b/.test(err.message) ? 2 : false),
   });
 }
+
+/**
+ * Connects a lazily created client at start-up. ioredis answers a refused first connection with
+ * "Connection is closed." (and prints the cause as an unhandled error event): this keeps the
+ * cause, so a process that cannot start says why in one line.
+ */
+export async function connectAtStart(redis: Redis): Promise<void> {
+  let cause: Error | null = null;
+  const remember = (err: Error) => (cause ??= err);
+  redis.on('error', remember);
+  try {
+    await redis.connect();
+  } catch (err) {
+    throw new Error(`cannot connect to Redis: ${(cause ?? (err as Error)).message}`);
+  } finally {
+    redis.off('error', remember);
+  }
+}

@@ -1,7 +1,11 @@
 // Structured logs (pino). Every process gets one root logger from its composition root;
 // modules take a child with their own bindings instead of importing a global.
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+
+// pino-pretty (~50 ms to load) only for the processes that print pretty lines: a production
+// process logging JSON starts without it.
+const loadPretty = (): typeof import('pino-pretty') => createRequire(import.meta.url)('pino-pretty');
 
 export type { Logger };
 
@@ -31,7 +35,7 @@ export function createLogger(options: LogOptions): Logger {
     // In this thread, not as a worker transport: when `pushline start` dies and our stdout pipe
     // breaks, pino-pretty drops lines (EPIPE) and the orderly stop goes on; a worker transport
     // made process.exit wait forever for a flush that could not happen.
-    const stream = pretty({ colorize: options.colour ?? false, singleLine: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', sync: true });
+    const stream = loadPretty()({ colorize: options.colour ?? false, singleLine: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', sync: true });
     return pino({ name: options.name, level: options.level }, stream);
   }
   return pino({ name: options.name, level: options.level });

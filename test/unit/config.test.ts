@@ -1,5 +1,6 @@
 // Config validation: defaults, one clear line per bad value, exit code 2 from the real CLI.
 import { describe, expect, it } from 'vitest';
+import { freePort } from '../../src/local/redis-server.ts';
 import { apiCredentials, ConfigError, parseEnv, webhookSecret } from '../../src/config/load.ts';
 import { describeTarget, redisTarget } from '../../src/redis/connect.ts';
 import { spawnPushline } from '../helpers/processes.ts';
@@ -90,6 +91,16 @@ describe('the CLI with bad config', () => {
       expect.stringMatching(/^pushline: config error: REDIS_PORT must be at most 65535 \(got "99999"\)$/),
       expect.stringMatching(/^pushline: config error: JOB_CONCURRENCY must be a whole number/),
     ]);
+  });
+
+  it('job and comet without a reachable Redis exit 1 with one line naming the cause, no stack trace', async () => {
+    const port = String(await freePort());
+    for (const args of [['job'], ['comet', '--ws-port', '0', '--grpc-port', '0']]) {
+      const proc = spawnPushline(args, { PUSHLINE_DEV: 'true', REDIS_HOST: '127.0.0.1', REDIS_PORT: port, JOB_METRICS_PORT: '0' });
+      expect(await proc.exited).toBe(1);
+      expect(proc.output()).toContain(`pushline ${args[0]}: could not start: cannot connect to Redis: connect ECONNREFUSED 127.0.0.1:${port}`);
+      expect(proc.output()).not.toMatch(/^\s+at /m);
+    }
   });
 
   it('logic without credentials outside dev mode exits 2 naming them', async () => {
