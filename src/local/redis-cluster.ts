@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { ensureRedisServer, freePort, pingRedis } from './redis-server.ts';
+import { ensureRedisServer, freePort, pingRedis, spawnGuarded } from './redis-server.ts';
 
 export interface ClusterNode {
   readonly host: string;
@@ -30,8 +30,12 @@ export interface RedisClusterOptions {
   /** Fixed ports (one per master); free ones are picked when omitted. */
   ports?: number[];
   binary?: string;
-  /** Run each node in its own process group, so a terminal's Ctrl-C reaches only our process. */
-  detached?: boolean;
+  /**
+   * Run each node behind the guard of `startRedisServer({ guarded })`, in a process group of its
+   * own: a terminal's Ctrl-C reaches only our process, and when our process dies without stopping
+   * them (SIGKILL), the nodes stop instead of running on.
+   */
+  guarded?: boolean;
 }
 
 const SLOTS = 16384;
@@ -94,14 +98,16 @@ async function launchNode(binary: string, host: string, port: number, options: R
     '--cluster-config-file', 'nodes.conf',
     '--cluster-node-timeout', '5000',
   ];
-  const child = spawn(binary, args, { stdio: 'ignore', detached: options.detached === true });
+  const child = options.guarded ? spawnGuarded(binary, args) : spawn(binary, args, { stdio: 'ignore' });
+  // A guarded node is the guard's child in the guard's own group: SIGKILL goes to both.
+  const killHard = () => (options.guarded ? process.kill(-child.pid!, 'SIGKILL') : child.kill('SIGKILL'));
   let exited = false;
   const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
   const deadline = Date.now() + 15_000;
   while (!(await pingRedis(port, host))) {
     if (exited) throw new Error(`redis-server (cluster node) exited while starting on port ${port}`);
     if (Date.now() > deadline) {
-      child.kill('SIGKILL');
+      killHard();
       throw new Error(`redis-server (cluster node) did not answer PING on port ${port} within 15 s`);
     }
     await new Promise((r) => setTimeout(r, 25));
@@ -112,7 +118,7 @@ async function launchNode(binary: string, host: string, port: number, options: R
     process: child,
     async kill() {
       if (exited) return;
-      child.kill('SIGKILL');
+      killHard();
       await exit;
     },
   };
@@ -126,7 +132,7 @@ async function launchNode(binary: string, host: string, port: number, options: R
  */
 export async function startLocalCluster(dataDir: string): Promise<RunningCluster> {
   const { resolve } = await import('node:path');
-  const cluster = await startRedisCluster({ dir: resolve(dataDir, 'cluster'), detached: true });
+  const cluster = await startRedisCluster({ dir: resolve(dataDir, 'cluster'), guarded: true });
   process.env.REDIS_CLUSTER_NODES = cluster.seeds;
   process.env.REDIS_HOST = '127.0.0.1';
   process.on('exit', () => {

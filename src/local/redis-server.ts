@@ -109,6 +109,14 @@ process.on('disconnect', stop);
 redis.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 `;
 
+/**
+ * redis-server behind the guard, in a process group of its own (see `guarded`). SIGTERM to the
+ * returned process stops Redis; SIGKILL to the group (-pid) kills both at once.
+ */
+export function spawnGuarded(binary: string, args: string[]): ChildProcess {
+  return spawn(process.execPath, ['-e', GUARD, binary, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], detached: true });
+}
+
 export interface RunningRedis {
   readonly host: string;
   readonly port: number;
@@ -148,9 +156,7 @@ async function launch(binary: string, port: number, options: RedisServerOptions)
     '--appendfsync', 'everysec',
     '--protected-mode', 'yes',
   ];
-  const child = options.guarded
-    ? spawn(process.execPath, ['-e', GUARD, binary, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], detached: true })
-    : spawn(binary, args, { stdio: options.stdio ?? 'ignore' });
+  const child = options.guarded ? spawnGuarded(binary, args) : spawn(binary, args, { stdio: options.stdio ?? 'ignore' });
   let exited = false;
   const exitPromise = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
   const deadline = Date.now() + 15_000;

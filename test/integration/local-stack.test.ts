@@ -98,6 +98,14 @@ describe('pushline start: Ctrl-C', () => {
     process.kill(s.child.pid!, 'SIGKILL');
     await allGone(s);
   });
+
+  it('a killed supervisor of a --cluster stack leaves no cluster node behind', async () => {
+    const s = await stack({ args: ['--cluster'] });
+    const nodes = /REDIS_CLUSTER_NODES=(\S+)/.exec(s.output())![1]!.split(',').map((n) => Number(n.split(':')[1]));
+    expect(nodes).toHaveLength(3);
+    process.kill(s.child.pid!, 'SIGKILL');
+    await waitFor(() => nodes.every((p) => listenAddress(p) === null), `every cluster node closed (${nodes.join(', ')})`, 30_000, 100);
+  });
 });
 
 describe('pushline start: a stranger on the Redis port', () => {
