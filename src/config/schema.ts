@@ -30,6 +30,13 @@ const keyName = z
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
+/** `host:port,host:port` (REDIS_SENTINELS, REDIS_CLUSTER_NODES), read by redis/connect.ts parseHostPorts. */
+const hostPortList = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z0-9_.\-\[\]:]+:\d+(,[A-Za-z0-9_.\-\[\]:]+:\d+)*$/, { message: 'must be host:port[,host:port…]' })
+  .optional();
+
 export const envSchema = z.object({
   PUSHLINE_DEV: bool.default(false),
   LOG_LEVEL: logLevel.default('info'),
@@ -50,11 +57,7 @@ export const envSchema = z.object({
   REDIS_DB: int(0, 15).default(0),
   REDIS_PASSWORD: z.string().default(''),
   /** Redis Sentinel (docs/durability.md): sentinels host:port,…; set, the master is asked from them and followed across failovers. */
-  REDIS_SENTINELS: z
-    .string()
-    .trim()
-    .regex(/^[A-Za-z0-9_.\-\[\]:]+:\d+(,[A-Za-z0-9_.\-\[\]:]+:\d+)*$/, { message: 'must be host:port[,host:port…]' })
-    .optional(),
+  REDIS_SENTINELS: hostPortList,
   REDIS_SENTINEL_NAME: z.string().trim().min(1).default('mymaster'),
   REDIS_SENTINEL_PASSWORD: z.string().default(''),
   /** 202 only once WAIT confirms the enqueue on this many replicas (docs/durability.md); 0 answers at once. */
@@ -66,11 +69,7 @@ export const envSchema = z.object({
     .regex(/^[A-Za-z0-9_:.\-{}]*$/, { message: 'may only contain letters, digits and _ : . - { }' })
     .default(''),
   /** Redis Cluster seed nodes, host:port,… (docs/scaling.md): set, every key of a queue or room is hash-tagged. */
-  REDIS_CLUSTER_NODES: z
-    .string()
-    .trim()
-    .regex(/^[A-Za-z0-9_.\-\[\]:]+:\d+(,[A-Za-z0-9_.\-\[\]:]+:\d+)*$/, { message: 'must be host:port[,host:port…]' })
-    .optional(),
+  REDIS_CLUSTER_NODES: hostPortList,
   /** Complete queue key sets the tasks spread over, each in its own slot (docs/scaling.md); 1 keeps the plain names. */
   REDIS_QUEUE_SHARDS: int(1, 256).default(1),
   REDIS_TASK_QUEUE: keyName.default('uvr_tasks'),

@@ -29,10 +29,13 @@ export function slotPart(key: string): string {
 /** Runs the steps and returns each step's replies, in step order; throws the first error. */
 export async function perSlot(redis: Redis, steps: readonly Step[]): Promise<unknown[][]> {
   if (steps.length === 0) return [];
+  const cluster = isCluster(redis);
   const groups = new Map<string, number[]>();
   steps.forEach((step, i) => {
-    const group = isCluster(redis) ? slotPart(step.key) : '';
-    groups.set(group, [...(groups.get(group) ?? []), i]);
+    const group = cluster ? slotPart(step.key) : '';
+    const indexes = groups.get(group);
+    if (indexes) indexes.push(i);
+    else groups.set(group, [i]);
   });
   const out: unknown[][] = new Array(steps.length);
   await Promise.all(
