@@ -4,11 +4,11 @@
 // requests (undecodable, non-UTF-8 strings, ids outside the id rule) get INVALID_ARGUMENT
 // naming the field.
 import * as grpc from '@grpc/grpc-js';
-import { COMET_PROTO, loadCometDefinition, type ProtoMsg } from './proto.ts';
+import { COMET_PROTO, loadCometDefinition, type ProtoMsg } from '../contract/comet-proto.ts';
 import { ReflectionService } from '@grpc/reflection';
 import protobuf from 'protobufjs';
 import { identifierProblem } from '../routing/ids.ts';
-import { requireBearerToken } from './grpc-auth.ts';
+import { requireBearerToken } from '../contract/comet-grpc-auth.ts';
 import { isUndecodable, withExplainedDecoding } from './grpc-decode.ts';
 import { reflectionDefinition } from './reflection-descriptor.ts';
 import type { Logger } from '../util/log.ts';
@@ -16,7 +16,7 @@ import { serverMessageFrame, type ServerMessage } from './frames.ts';
 import type { GrpcObserver } from '../metrics/common.ts';
 import type { Hub } from './hub.ts';
 
-export { COMET_PROTO, loadCometDefinition, type ProtoMsg } from './proto.ts';
+export { COMET_PROTO, loadCometDefinition, type ProtoMsg } from '../contract/comet-proto.ts';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
