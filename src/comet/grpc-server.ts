@@ -1,6 +1,7 @@
 // The comet's gRPC server (proto/comet.proto), called by job: one call per comet node per
-// message or batch of a room's messages (BroadcastRoom's `protos`), which clients get as one frame. Types come from the proto file, loaded at start-up; server reflection is on so
-// grpcurl works without the proto. Every call needs the bearer token (grpc-auth.ts); bad
+// message, or per batch of a room's messages (BroadcastRoom's `protos`: one frame per socket).
+// Types come from the proto file (src/contract), loaded at start-up; server reflection is on so
+// grpcurl works without the proto. Every call needs the bearer token (comet-grpc-auth.ts); bad
 // requests (undecodable, non-UTF-8 strings, ids outside the id rule) get INVALID_ARGUMENT
 // naming the field.
 import * as grpc from '@grpc/grpc-js';

@@ -87,4 +87,17 @@ describe('a batch of room messages on a comet', () => {
     expect(serverMessages(viewer)).toEqual([{ id: 'g1', content: 'from goim' }, 'plain words']);
     viewer.ws.close();
   });
+
+  it('refuses an id too long to remember with INVALID_ARGUMENT naming it, and keeps serving', async () => {
+    const long = jobProto('x'.repeat(300), 1, 'too long an id');
+    await expect(call('BroadcastRoom', { roomId: 'room_long', protos: [jobProto('ok_1', 1, 'fine'), long] })).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: 'protos[1]: proto.id must be at most 256 characters',
+    });
+    const viewer = await connect('v_long', 'room_long');
+    await call('BroadcastRoom', { roomId: 'room_long', protos: [jobProto('ok_2', 2, 'still served')] });
+    await waitFor(() => serverMessages(viewer).length >= 1, 'a message');
+    expect(serverMessages(viewer)).toEqual([{ id: 'ok_2', seq: 2, content: 'still served' }]);
+    viewer.ws.close();
+  });
 });
