@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type WebSocket from 'ws';
 import { DEV_COMET_GRPC_TOKEN } from '../../src/config/schema.ts';
+import { messageBody, messageProto } from '../../src/contract/push-message.ts';
 import { CometClients } from '../../src/job/comet-clients.ts';
 import { freePort } from '../../src/local/redis-server.ts';
 import { FdLimitError, SECRET, closeAll, log, mib, openClient, tokens, type Report, type Row } from './push-common.ts';
@@ -134,7 +135,8 @@ export async function phaseFanout(o: FanoutOptions, report: Report, cleanup: Cle
 
   const rpc = new CometClients({ deadlineMs: 30_000, token: DEV_COMET_GRPC_TOKEN }); // the comet runs with PUSHLINE_DEV
   cleanup.add('close gRPC channel', () => rpc.close());
-  const body = (id: string) => ({ ver: 1, op: 4, seq: 0, body: Buffer.from(JSON.stringify({ id, text: 'hello room' })) });
+  // The Proto job sends (the push contract): the id in the body and beside it.
+  const body = (id: string) => messageProto(id, 0, messageBody(id, 0, { text: 'hello room' }));
   let notDelivered = 0;
   const send = async (id: string) => {
     const res = await rpc.broadcastRoom(cometId, room, body(id));

@@ -1,5 +1,7 @@
-// WebSocket frames (DESIGN §5): JSON text. Server → client frames are built as strings once
-// per message and reused for every socket; close codes and error frames name the problem.
+// WebSocket frames (DESIGN §5): JSON text. A pushed message is kept as the bytes of its payload
+// and framed once per batch: `{"type":"serverMessages","payload":…}`, or a JSON array of such
+// frames when a batch holds several, built in one buffer that every socket is given; close
+// codes and error frames name the problem.
 
 export const CLOSE = {
   /** Comet shutting down (SIGTERM): reconnect elsewhere. */
@@ -28,24 +30,54 @@ export function errorFrame(code: ErrorCode, message: string): string {
 }
 
 export interface ServerMessage {
-  frame: string;
-  /** The message id, when the body is a JSON object carrying one. */
+  /** The serverMessages payload as JSON text (UTF-8 bytes), embedded in frames as is. */
+  payload: Buffer;
+  /** The message id: redelivered messages are dropped by it. */
   id?: string;
 }
 
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+
 /**
- * Wraps a message body for clients. A JSON body is embedded as is (no re-encoding); any
- * other body becomes a JSON string, so every frame stays valid JSON.
+ * A message body as clients get it. A body that comes with its id (job's Proto.id) is job's
+ * JSON object: embedded unread. Any other body (goim callers) is read once: embedded when it
+ * is JSON, with its `id` when it has one, else sent as a JSON string, so every frame stays
+ * valid JSON.
  */
-export function serverMessageFrame(body: Buffer): ServerMessage {
+export function serverMessage(body: Buffer, id?: string): ServerMessage {
+  if (id && body[0] === OPEN_BRACE && body[body.length - 1] === CLOSE_BRACE) return { payload: body, id };
   const text = body.toString('utf8');
   try {
     const parsed: unknown = JSON.parse(text);
-    const id = parsed && typeof parsed === 'object' && 'id' in parsed ? String((parsed as { id: unknown }).id) : undefined;
-    return { frame: `{"type":"serverMessages","payload":${text}}`, ...(id ? { id } : {}) };
+    const own = parsed && typeof parsed === 'object' && 'id' in parsed ? String((parsed as { id: unknown }).id) : undefined;
+    const found = id || own;
+    return { payload: body, ...(found ? { id: found } : {}) };
   } catch {
-    return { frame: `{"type":"serverMessages","payload":${JSON.stringify(text)}}` };
+    return { payload: Buffer.from(JSON.stringify(text)), ...(id ? { id } : {}) };
   }
+}
+
+const MESSAGE_HEAD = Buffer.from('{"type":"serverMessages","payload":');
+const MESSAGE_TAIL = Buffer.from('}');
+const COMMA = Buffer.from(',');
+const ARRAY_OPEN = Buffer.from('[');
+const ARRAY_CLOSE = Buffer.from(']');
+
+/** One frame for messages in order: a serverMessages frame, or an array of them for several. */
+export function serverMessagesFrame(payloads: readonly Buffer[]): Buffer {
+  const parts: Buffer[] = payloads.length === 1 ? [] : [ARRAY_OPEN];
+  for (const [i, payload] of payloads.entries()) {
+    if (i > 0) parts.push(COMMA);
+    parts.push(MESSAGE_HEAD, payload, MESSAGE_TAIL);
+  }
+  if (payloads.length !== 1) parts.push(ARRAY_CLOSE);
+  return Buffer.concat(parts);
+}
+
+/** Messages in order, split at the byte bound, each part as one frame. */
+export function serverMessagesFrames(payloads: readonly Buffer[], maxBytes: number): Buffer[] {
+  return splitAtBytes(payloads, maxBytes, MESSAGE_HEAD.length + MESSAGE_TAIL.length).map(serverMessagesFrame);
 }
 
 /** Several messages for one room within the batch window travel as one JSON array frame. */
@@ -58,13 +90,13 @@ export function batchFrame(frames: readonly string[]): string {
  * wrapping per item and `fixed` bytes around the group, stays within `maxBytes`. An item too
  * large on its own still gets a group of its own: a big message is delivered, not dropped.
  */
-export function splitAtBytes(items: readonly string[], maxBytes: number, perItem = 0, fixed = 2): string[][] {
+export function splitAtBytes<T extends string | Buffer>(items: readonly T[], maxBytes: number, perItem = 0, fixed = 2): T[][] {
   if (items.length === 1) return [[items[0]!]];
-  const groups: string[][] = [];
-  let group: string[] = [];
+  const groups: T[][] = [];
+  let group: T[] = [];
   let size = fixed;
   for (const item of items) {
-    const bytes = Buffer.byteLength(item) + perItem + 1;
+    const bytes = (typeof item === 'string' ? Buffer.byteLength(item) : item.length) + perItem + 1;
     if (group.length > 0 && size + bytes > maxBytes) {
       groups.push(group);
       group = [];
@@ -75,11 +107,6 @@ export function splitAtBytes(items: readonly string[], maxBytes: number, perItem
   }
   if (group.length > 0) groups.push(group);
   return groups;
-}
-
-/** Server frames split at the byte bound, each group as one frame (an array when several). */
-export function batchFrames(frames: readonly string[], maxBytes: number): string[] {
-  return splitAtBytes(frames, maxBytes).map(batchFrame);
 }
 
 const SERVER_MESSAGE_HEAD = '{"type":"serverMessages","payload":';

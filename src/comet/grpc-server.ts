@@ -1,22 +1,23 @@
 // The comet's gRPC server (proto/comet.proto), called by job: one call per comet node per
-// message. Types come from the proto file, loaded at start-up; server reflection is on so
-// grpcurl works without the proto. Every call needs the bearer token (grpc-auth.ts); bad
+// message, or per batch of a room's messages (BroadcastRoom's `protos`: one frame per socket).
+// Types come from the proto file (src/contract), loaded at start-up; server reflection is on so
+// grpcurl works without the proto. Every call needs the bearer token (comet-grpc-auth.ts); bad
 // requests (undecodable, non-UTF-8 strings, ids outside the id rule) get INVALID_ARGUMENT
 // naming the field.
 import * as grpc from '@grpc/grpc-js';
-import { COMET_PROTO, loadCometDefinition, type ProtoMsg } from './proto.ts';
+import { COMET_PROTO, loadCometDefinition, type ProtoMsg } from '../contract/comet-proto.ts';
 import { ReflectionService } from '@grpc/reflection';
 import protobuf from 'protobufjs';
 import { identifierProblem } from '../routing/ids.ts';
-import { requireBearerToken } from './grpc-auth.ts';
+import { requireBearerToken } from '../contract/comet-grpc-auth.ts';
 import { isUndecodable, withExplainedDecoding } from './grpc-decode.ts';
 import { reflectionDefinition } from './reflection-descriptor.ts';
 import type { Logger } from '../util/log.ts';
-import { serverMessageFrame, type ServerMessage } from './frames.ts';
+import { serverMessage, type ServerMessage } from './frames.ts';
 import type { GrpcObserver } from '../metrics/common.ts';
 import type { Hub } from './hub.ts';
 
-export { COMET_PROTO, loadCometDefinition, type ProtoMsg } from './proto.ts';
+export { COMET_PROTO, loadCometDefinition, type ProtoMsg } from '../contract/comet-proto.ts';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
@@ -24,11 +25,16 @@ function invalid(callback: grpc.sendUnaryData<never>, message: string): void {
   callback({ code: grpc.status.INVALID_ARGUMENT, details: message } as grpc.ServiceError, null);
 }
 
-/** The frame clients get, or an error text naming what is wrong with the Proto. */
+/** Longer ids are refused: the comet remembers recent ids to drop redeliveries. */
+const MAX_ID_CHARS = 256;
+
+/** The message clients get, or an error text naming what is wrong with the Proto. */
 function frameOf(proto: ProtoMsg | null | undefined): ServerMessage | { error: string } {
   if (!proto) return { error: 'proto is required' };
   if (!proto.body || proto.body.length === 0) return { error: 'proto.body is required' };
-  return serverMessageFrame(proto.body);
+  if (proto.id && proto.id.length > MAX_ID_CHARS) return { error: `proto.id must be at most ${MAX_ID_CHARS} characters` };
+  // job's Protos carry the id beside the body: the body is not parsed to find it.
+  return serverMessage(proto.body, proto.id || undefined);
 }
 
 export interface CometGrpcOptions {
@@ -61,9 +67,8 @@ export function createCometGrpcServer(hub: Hub, log: Logger, options: CometGrpcO
       if ('error' in message) return invalid(callback, all.length > 1 ? `protos[${i}]: ${message.error}` : message.error);
       messages.push(message);
     }
-    let delivered = 0;
-    for (const message of messages) delivered = hub.publishRoom(roomId, message);
-    callback(null, { delivered });
+    // The whole call is one batch: one frame per socket (split only at COMET_MAX_FRAME_BYTES).
+    callback(null, { delivered: hub.publishRoom(roomId, messages) });
   };
 
   const PushMsg: Unary<{ keys: string[]; proto: ProtoMsg | null }, { delivered: number; missing: string[] }> = (call, callback) => {

@@ -1,13 +1,14 @@
 // The comet's in-memory view of its sockets: by connection, room and user. Room messages are
-// encoded once and written to every local socket of the room, batched per COMET_BATCH_MS: the
-// first message of a quiet room goes out at the end of the current turn (no added wait), later
-// ones within the window are joined into array frames of at most COMET_MAX_FRAME_BYTES.
+// framed once and the same bytes written to every local socket of the room. A batch (one gRPC
+// call's messages) is one frame per socket — an array frame, split at COMET_MAX_FRAME_BYTES.
+// With COMET_BATCH_MS the first batch of a quiet room goes out at the end of the current turn
+// (no added wait) and later ones within the window join it.
 // A slow consumer is a socket whose send buffer stays above COMET_MAX_BUFFER_BYTES for
 // COMET_SLOW_CONSUMER_MS (or passes the hard cap, HARD_CAP_FACTOR times the limit, at any time):
 // it is closed with 4008 and counted — never an unbounded queue, never a silent drop. One big
 // frame to a socket that keeps up is not a slow consumer.
 import type { WebSocket } from 'ws';
-import { batchFrames, CLOSE, type ServerMessage } from './frames.ts';
+import { CLOSE, serverMessagesFrame, serverMessagesFrames, type ServerMessage } from './frames.ts';
 import { RecentIds } from './recent-ids.ts';
 import { TextFrame } from './text-frame.ts';
 
@@ -34,7 +35,8 @@ export interface HubOptions {
 export const HARD_CAP_FACTOR = 8;
 
 interface RoomWindow {
-  frames: string[];
+  /** Payloads of the messages waiting, in order. */
+  payloads: Buffer[];
 }
 
 export class Hub {
@@ -71,21 +73,25 @@ export class Hub {
     return true;
   }
 
-  /** Queue a frame for a room; returns how many local sockets it will reach. */
-  publishRoom(roomId: string, message: ServerMessage): number {
+  /** Queue a batch of messages (in order) for a room; returns how many local sockets it will reach. */
+  publishRoom(roomId: string, messages: readonly ServerMessage[]): number {
     const room = this.rooms.get(roomId);
     if (!room || room.size === 0) return 0;
     // A redelivered message (job retried) was already sent to this room: send nothing again.
-    if (this.repeat(`room:${roomId}`, message)) return room.size;
-    const frame = message.frame;
-    if (this.options.batchMs <= 0) return this.write(room, frame);
+    const payloads: Buffer[] = [];
+    for (const message of messages) if (!this.repeat(`room:${roomId}`, message)) payloads.push(message.payload);
+    if (payloads.length === 0) return room.size;
+    if (this.options.batchMs <= 0) {
+      this.writeRoom(roomId, payloads);
+      return room.size;
+    }
     const window = this.pending.get(roomId);
     if (window) {
-      window.frames.push(frame);
+      window.payloads.push(...payloads);
     } else {
       // A quiet room: send at the end of this turn, so messages of the same gRPC call or the same
       // read still share one frame, then open the window.
-      const opened: RoomWindow = { frames: [frame] };
+      const opened: RoomWindow = { payloads };
       this.pending.set(roomId, opened);
       setImmediate(() => this.flushRoom(roomId, opened));
     }
@@ -100,12 +106,12 @@ export class Hub {
       if (!conn) missing.push(id);
       else if (!this.repeat(`conn:${id}`, message)) targets.add(conn);
     }
-    return { delivered: this.write(targets, message.frame), missing };
+    return { delivered: targets.size > 0 ? this.write(targets, serverMessagesFrame([message.payload])) : 0, missing };
   }
 
   broadcast(message: ServerMessage): number {
     if (this.repeat('all', message)) return this.conns.size;
-    return this.write(this.conns.values(), message.frame);
+    return this.write(this.conns.values(), serverMessagesFrame([message.payload]));
   }
 
   /** A frame for one connection (replies). */
@@ -136,32 +142,32 @@ export class Hub {
     // Their timers find the window gone and do nothing.
     for (const [roomId, window] of this.pending) {
       this.pending.delete(roomId);
-      this.writeRoom(roomId, window.frames);
+      this.writeRoom(roomId, window.payloads);
     }
   }
 
   /** End of a window: write what gathered and open the next window, or close it when idle. */
   private flushRoom(roomId: string, window: RoomWindow): void {
     if (this.pending.get(roomId) !== window) return;
-    if (window.frames.length === 0) {
+    if (window.payloads.length === 0) {
       this.pending.delete(roomId);
       return;
     }
-    const frames = window.frames;
-    window.frames = [];
+    const payloads = window.payloads;
+    window.payloads = [];
     setTimeout(() => this.flushRoom(roomId, window), this.options.batchMs);
-    this.writeRoom(roomId, frames);
+    this.writeRoom(roomId, payloads);
   }
 
-  private writeRoom(roomId: string, frames: string[]): void {
+  private writeRoom(roomId: string, payloads: readonly Buffer[]): void {
     const room = this.rooms.get(roomId);
-    if (!room || frames.length === 0) return;
+    if (!room || payloads.length === 0) return;
     // Split at the byte bound: a big batch is several frames, never one that fills a buffer.
-    for (const frame of batchFrames(frames, this.options.maxFrameBytes)) this.write(room, frame);
+    for (const frame of serverMessagesFrames(payloads, this.options.maxFrameBytes)) this.write(room, frame);
   }
 
   /** Writes one frame to every open socket given; returns how many it was written to. */
-  private write(conns: Iterable<Conn>, text: string): number {
+  private write(conns: Iterable<Conn>, text: string | Buffer): number {
     // One frame for all sockets: encoded and framed once, not once per socket.
     const frame = new TextFrame(text);
     let now = 0;

@@ -7,7 +7,8 @@ import { connectAtStart, createRedis, describeTarget, redisTarget } from '../red
 import { routingKeys } from '../routing/keys.ts';
 import { RoutingRegistry } from '../routing/registry.ts';
 import type { Logger } from '../util/log.ts';
-import { cometServerCredentials } from './grpc-credentials.ts';
+import { cometServerCredentials } from '../contract/comet-grpc-credentials.ts';
+import { chatMessage, encodePushPayload, pushPayload, roomTarget } from '../contract/push-message.ts';
 import { bindGrpc, createCometGrpcServer } from './grpc-server.ts';
 import { cometMetrics } from './metrics.ts';
 import { probeRedis } from '../metrics/common.ts';
@@ -79,11 +80,11 @@ export async function startComet(env: Env, log: Logger): Promise<CometHandle> {
     peekOffline: (userId, count) => offline.peek(userId, count),
     ackOffline: (userId, sent) => offline.ack(userId, sent),
     async upstream(conn, content, priority) {
-      const message = { roomId: conn.roomId, userId: conn.userId, ...(conn.userName ? { userName: conn.userName } : {}), messages: [{ content }], ...(priority ? { priority } : {}), ts: Date.now() };
+      const message = chatMessage({ roomId: conn.roomId, userId: conn.userId, userName: conn.userName, messages: [{ content }], priority });
       const result = await submit.enqueueOne({
         type: 'push',
         priority: priority ?? env.DEFAULT_PRIORITY,
-        payload: JSON.stringify({ mode: 'room', roomId: conn.roomId, message }),
+        payload: encodePushPayload(pushPayload(roomTarget(conn.roomId), message)),
         fields: { room_id: conn.roomId, user_id: conn.userId, source: 'websocket' },
         sequenceKey: keys.roomSeq(conn.roomId),
       });

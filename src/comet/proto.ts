@@ -1,18 +1,3 @@
-// proto/comet.proto as both sides load it: the comet's server and job's clients. Kept apart from
-// the server so that job does not load the server's reflection and decoding machinery.
-import { fileURLToPath } from 'node:url';
-import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
-
-export const COMET_PROTO = fileURLToPath(new URL('../../proto/comet.proto', import.meta.url));
-
-/** goim's Proto: what one push carries to a comet. */
-export interface ProtoMsg {
-  ver?: number;
-  op?: number;
-  seq?: number;
-  body?: Buffer;
-}
-
-export function loadCometDefinition(): PackageDefinition {
-  return loadSync(COMET_PROTO, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
-}
+// Moved to the push contract (src/contract/comet-proto.ts), which job and comet share; this
+// re-export keeps older imports working.
+export { COMET_PROTO, loadCometDefinition, type ProtoMsg } from '../contract/comet-proto.ts';

@@ -19,8 +19,9 @@ export class TextFrame {
   readonly payload: Buffer;
   private framed: Buffer | null = null;
 
-  constructor(text: string) {
-    this.payload = Buffer.from(text, 'utf8');
+  /** A string is encoded as UTF-8; a Buffer is taken as the UTF-8 text itself. */
+  constructor(text: string | Buffer) {
+    this.payload = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
   }
 
   /** Header + payload in one buffer, made on first use. */

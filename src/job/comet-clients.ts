@@ -6,9 +6,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { cometGrpcTls, cometGrpcToken, type GrpcTlsFiles } from '../config/load.ts';
 import type { Env } from '../config/schema.ts';
-import { bearerToken } from '../comet/grpc-auth.ts';
-import { cometChannelCredentials } from '../comet/grpc-credentials.ts';
-import { loadCometDefinition, type ProtoMsg } from '../comet/proto.ts';
+import { bearerToken } from '../contract/comet-grpc-auth.ts';
+import { cometChannelCredentials } from '../contract/comet-grpc-credentials.ts';
+import { loadCometDefinition, type ProtoMsg } from '../contract/comet-proto.ts';
+import { OP_MESSAGE } from '../contract/push-message.ts';
 import type { GrpcObserver } from '../metrics/common.ts';
 
 type Callback<T> = (err: grpc.ServiceError | null, res?: T) => void;
@@ -134,11 +135,11 @@ export class CometClients {
   }
 
   pushMsg(cometId: string, keys: string[], proto: ProtoMsg) {
-    return this.call<{ delivered: number; missing: string[] }>(cometId, 'PushMsg', (s, o, cb) => s.PushMsg({ keys, proto, protoOp: proto.op ?? 4 }, o, cb));
+    return this.call<{ delivered: number; missing: string[] }>(cometId, 'PushMsg', (s, o, cb) => s.PushMsg({ keys, proto, protoOp: proto.op ?? OP_MESSAGE }, o, cb));
   }
 
   broadcast(cometId: string, proto: ProtoMsg) {
-    return this.call<{ delivered: number }>(cometId, 'Broadcast', (s, o, cb) => s.Broadcast({ proto, protoOp: proto.op ?? 4, speed: 0 }, o, cb));
+    return this.call<{ delivered: number }>(cometId, 'Broadcast', (s, o, cb) => s.Broadcast({ proto, protoOp: proto.op ?? OP_MESSAGE, speed: 0 }, o, cb));
   }
 
   close(): void {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { TASK_ID_PATTERN } from '../queue/keys.ts';
 import { checkTargetUrl } from '../net/ssrf.ts';
 import { displayNameProblem, identifierProblem } from '../routing/ids.ts';
+import { RESERVED_MESSAGE_FIELDS } from '../contract/push-message.ts';
 
 const httpUrl = (what: string) =>
   z
@@ -38,8 +39,9 @@ export const displayName = (what: string) =>
 /**
  * Message fields the pipeline owns (DESIGN §4): the job sets `id` (and a room message's `seq`)
  * on every delivered message, so a caller's own are refused rather than silently replaced.
+ * Defined by the push contract (src/contract/push-message.ts).
  */
-export const RESERVED_MESSAGE_FIELDS = ['id', 'seq'] as const;
+export { RESERVED_MESSAGE_FIELDS };
 
 /** A JSON object delivered to clients as the message; `what` names it in errors. */
 export const clientMessage = (what: string) =>

@@ -11,18 +11,12 @@ import { RoutingLookup, type Route } from '../../routing/lookup.ts';
 import { PermanentError, type Processor, type TaskContext } from '../processor.ts';
 import type { CometClients } from '../comet-clients.ts';
 import type { PushDelivery } from '../task-status.ts';
+import { messageBody, messageProto, pushPayloadProblem, type PushPayload } from '../../contract/push-message.ts';
 import type { Logger } from '../../util/log.ts';
 import type { JobMetrics } from '../metrics.ts';
 
-export const OP_MESSAGE = 4;
-
-export interface PushPayload {
-  mode: 'room' | 'users' | 'broadcast';
-  roomId?: string;
-  userIds?: string[];
-  /** What clients receive as the serverMessages payload (an id is added). */
-  message: Record<string, unknown>;
-}
+// The push contract lives in src/contract; re-exported for code that imported it from here.
+export { OP_MESSAGE, type PushPayload } from '../../contract/push-message.ts';
 
 export interface NodeOutcome {
   comet: string;
@@ -50,13 +44,9 @@ export interface PushOptions {
 }
 
 function parsePayload(payload: unknown): PushPayload {
-  const p = payload as Partial<PushPayload> | null;
-  if (!p || typeof p !== 'object') throw new PermanentError('push payload must be an object');
-  if (!p.message || typeof p.message !== 'object') throw new PermanentError('push payload.message must be an object');
-  if (p.mode === 'room' && typeof p.roomId === 'string' && p.roomId) return p as PushPayload;
-  if (p.mode === 'users' && Array.isArray(p.userIds) && p.userIds.length > 0) return p as PushPayload;
-  if (p.mode === 'broadcast') return p as PushPayload;
-  throw new PermanentError('push payload needs mode "room" with roomId, "users" with userIds, or "broadcast"');
+  const problem = pushPayloadProblem(payload);
+  if (problem) throw new PermanentError(problem);
+  return payload as PushPayload;
 }
 
 export function createPushProcessor(options: PushOptions): Processor & { deliver: PushDelivery } {
@@ -109,13 +99,9 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
       // The seed docs' "[Consumer 2] ..." prefix; pino's bindings() parses JSON, so once per task.
       const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
       const seq = Number(ctx.hash.seq ?? 0);
-      // The id and a room message's seq are the pipeline's own (DESIGN §4): a caller's `id`/`seq`
-      // (logic refuses them, but a task may come another way: Kafka, a WS upstream) never
-      // replaces them; a `seq` on a message that has none of its own is dropped, not passed on.
-      const { id: _callerId, seq: _callerSeq, ...fields } = push.message;
-      const json = JSON.stringify({ id: ctx.id, ...(seq ? { seq } : {}), ...fields });
-      const body = Buffer.from(json);
-      const proto = { ver: 1, op: OP_MESSAGE, seq, body };
+      // Built once by the push contract; the same text goes to history, offline lists and comets.
+      const json = messageBody(ctx.id, seq, push.message);
+      const proto = messageProto(ctx.id, seq, json);
       // Recorded before delivery (in the routing read's transaction), so a client that misses
       // it can still recover it by seq.
       const history = options.history && options.history.max > 0 ? options.history : null;

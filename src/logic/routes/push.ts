@@ -10,7 +10,7 @@ import type { TaskQueue } from '../../queue/task-queue.ts';
 import type { QueueBackend } from '../../queue/backend.ts';
 import { BackendUnsupportedError } from '../../queue/backend.ts';
 import { NotReplicatedError } from '../../queue/replication-wait.ts';
-import type { PushPayload } from '../../job/processors/push.ts';
+import { broadcastTarget, chatMessage, encodePushPayload, pushPayload, roomTarget, stampedMessage, usersTarget, type PushPayload } from '../../contract/push-message.ts';
 import { ApiError } from '../errors.ts';
 import { acceptedSerializerCompiler, clientMessage, displayName, identifier, prioritySchema } from '../schemas.ts';
 
@@ -72,7 +72,7 @@ export const pushRoutes: FastifyPluginAsyncZod<PushRoutesOptions> = async (app, 
       const result = await options.queue.enqueueOne({
         type: 'push',
         priority: prio,
-        payload: JSON.stringify(payload),
+        payload: encodePushPayload(payload),
         fields: { request_id: requestId, ...fields },
         // Room messages get their per-room seq in the same atomic step as their id.
         ...(payload.mode === 'room' ? { sequenceKey: options.keys.roomSeq(payload.roomId!) } : {}),
@@ -89,21 +89,17 @@ export const pushRoutes: FastifyPluginAsyncZod<PushRoutesOptions> = async (app, 
 
   app.post('/logic/send', { onRequest: app.apiAuth, serializerCompiler: acceptedSerializerCompiler, schema: { body: sendBody, response: { 202: accepted } } }, async (req, reply) => {
     const b = req.body;
-    const payload: PushPayload = {
-      mode: 'room',
-      roomId: b.roomId,
-      message: { roomId: b.roomId, userId: b.userId, ...(b.userName ? { userName: b.userName } : {}), messages: b.messages, ts: Date.now() },
-    };
+    const payload = pushPayload(roomTarget(b.roomId), chatMessage(b));
     return reply.code(202).send(await enqueue(payload, b.priority, req.id, { room_id: b.roomId, user_id: b.userId }));
   });
 
   app.post('/logic/push', { onRequest: app.apiAuth, serializerCompiler: acceptedSerializerCompiler, schema: { body: pushBody, response: { 202: accepted } } }, async (req, reply) => {
-    const payload: PushPayload = { mode: 'users', userIds: req.body.userIds, message: { ...req.body.message, ts: Date.now() } };
+    const payload = pushPayload(usersTarget(req.body.userIds), stampedMessage(req.body.message));
     return reply.code(202).send(await enqueue(payload, req.body.priority, req.id));
   });
 
   app.post('/logic/broadcast', { onRequest: app.apiAuth, serializerCompiler: acceptedSerializerCompiler, schema: { body: broadcastBody, response: { 202: accepted } } }, async (req, reply) => {
-    const payload: PushPayload = { mode: 'broadcast', message: { ...req.body.message, ts: Date.now() } };
+    const payload = pushPayload(broadcastTarget(), stampedMessage(req.body.message));
     return reply.code(202).send(await enqueue(payload, req.body.priority, req.id));
   });
 

@@ -6,8 +6,8 @@ import type { NewTask, TaskQueue } from '../../queue/task-queue.ts';
 import { BackendUnsupportedError, type BackendName, type QueueBackend } from '../../queue/backend.ts';
 import { NotReplicatedError } from '../../queue/replication-wait.ts';
 import type { RoutingKeys } from '../../routing/keys.ts';
-import type { PushPayload } from '../../job/processors/push.ts';
-import { statusMessage, statusTarget } from '../../job/task-status.ts';
+import { encodePushPayload, pushPayload, roomTarget, stampedMessage, usersTarget } from '../../contract/push-message.ts';
+import { statusPush } from '../../contract/task-status-message.ts';
 import { ApiError } from '../errors.ts';
 import { acceptedSchema, acceptedSerializerCompiler, generateBodySchema, idempotencyHeadersSchema, taskParamsSchema, type GenerateBody } from '../schemas.ts';
 
@@ -44,13 +44,11 @@ function toNewTask(body: GenerateBody, priority: number, requestId: string, keys
   if (body.room_id) fields.room_id = body.room_id;
   if (type === 'push') {
     // The schema made sure of one address and an object payload: the same task /logic/send makes.
-    const push: PushPayload = body.room_id
-      ? { mode: 'room', roomId: body.room_id, message: { ...(body.payload as object), ts: Date.now() } }
-      : { mode: 'users', userIds: [body.user_id!], message: { ...(body.payload as object), ts: Date.now() } };
+    const push = pushPayload(body.room_id ? roomTarget(body.room_id) : usersTarget([body.user_id!]), stampedMessage(body.payload as object));
     return {
       type,
       priority,
-      payload: JSON.stringify(push),
+      payload: encodePushPayload(push),
       ...(body.hook_url ? { hookUrl: body.hook_url } : {}),
       fields,
       ...(push.mode === 'room' ? { sequenceKey: keys.roomSeq(push.roomId!) } : {}),
@@ -70,10 +68,9 @@ function toNewTask(body: GenerateBody, priority: number, requestId: string, keys
 /** The `queued` status message of a task that asked for notifications, as a push task of its own. */
 function queuedNotification(taskId: string, task: NewTask, requestId: string): NewTask | null {
   const hash = { type: task.type, priority: String(task.priority), ...task.fields };
-  const target = statusTarget(hash);
-  if (!target) return null;
-  const push: PushPayload = { ...target, message: statusMessage(taskId, hash, { status: 'queued', attempt: 0 }) };
-  return { type: 'push', priority: NOTIFICATION_PRIORITY, payload: JSON.stringify(push), fields: { request_id: requestId, notification_of: taskId } };
+  const push = statusPush(taskId, hash, { status: 'queued', attempt: 0 });
+  if (!push) return null;
+  return { type: 'push', priority: NOTIFICATION_PRIORITY, payload: encodePushPayload(push), fields: { request_id: requestId, notification_of: taskId } };
 }
 
 export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, options) => {

@@ -11,9 +11,10 @@
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import type { TaskHash } from '../task.ts';
+import { broadcastTarget, encodePushPayload, OP_MESSAGE, OP_TASK, pushPayload, roomTarget, usersTarget, type PushPayload } from '../../contract/push-message.ts';
 
-export const OP_MESSAGE = 4;
-export const OP_TASK = 1000;
+// The op codes are the push contract's; re-exported for the codec's users.
+export { OP_MESSAGE, OP_TASK };
 export const TASK_HEADER = 'pushline-task';
 
 const PUSH_PROTO = fileURLToPath(new URL('../../../proto/push.proto', import.meta.url));
@@ -76,7 +77,7 @@ export interface DecodedTask {
 export function encodeTask(hash: TaskHash): { value: Buffer; headers: Record<string, string> } {
   const headers = { [TASK_HEADER]: JSON.stringify(hash) };
   if (hash.type === 'push' && hash.payload) {
-    const push = JSON.parse(hash.payload) as { mode: string; roomId?: string; userIds?: string[]; message: unknown };
+    const push = JSON.parse(hash.payload) as PushPayload;
     const msg = Buffer.from(JSON.stringify(push.message));
     if (push.mode === 'room') return { value: encodePushMsg({ type: PUSH_TYPES.ROOM, operation: OP_MESSAGE, room: push.roomId ?? '', msg }), headers };
     if (push.mode === 'users') return { value: encodePushMsg({ type: PUSH_TYPES.PUSH, operation: OP_MESSAGE, keys: push.userIds ?? [], msg }), headers };
@@ -132,13 +133,13 @@ export function decodeTask(value: Uint8Array | null | undefined, header?: string
   }
   if (m.type === PUSH_TYPES.ROOM) {
     if (!m.room) throw new DecodeError('ROOM PushMsg without a room');
-    return { type: 'push', payload: JSON.stringify({ mode: 'room', roomId: m.room, message }), fields: { room_id: m.room } };
+    return { type: 'push', payload: encodePushPayload(pushPayload(roomTarget(m.room), message)), fields: { room_id: m.room } };
   }
   if (m.type === PUSH_TYPES.PUSH) {
     if (m.keys.length === 0) throw new DecodeError('PUSH PushMsg without keys');
     // goim's keys named connections of its own comets; after the move they are read as user ids.
-    return { type: 'push', payload: JSON.stringify({ mode: 'users', userIds: m.keys, message }), fields: {} };
+    return { type: 'push', payload: encodePushPayload(pushPayload(usersTarget(m.keys), message)), fields: {} };
   }
-  if (m.type === PUSH_TYPES.BROADCAST) return { type: 'push', payload: JSON.stringify({ mode: 'broadcast', message }), fields: {} };
+  if (m.type === PUSH_TYPES.BROADCAST) return { type: 'push', payload: encodePushPayload(pushPayload(broadcastTarget(), message)), fields: {} };
   throw new DecodeError(`PushMsg type ${m.type} is not PUSH, ROOM or BROADCAST`);
 }
