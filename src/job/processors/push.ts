@@ -1,5 +1,6 @@
-// `push`: deliver a message through the comets. ROOM: the room's connections grouped by comet,
-// one BroadcastRoom per comet node, all nodes concurrently. PUSH: the users' connections, one
+// `push`: deliver a message through the comets. ROOM: batched with the other room messages
+// claimed at the same time (../room-batch.ts): one routing read per room per batch, one
+// BroadcastRoom call per comet and room carrying them all. PUSH: the users' connections, one
 // PushMsg with the keys per node. BROADCAST: every live comet. A failed node is retried with
 // backoff without resending to nodes that succeeded; the result records every node's outcome.
 // Log lines follow the seed docs ("Room video_123 has 4 connections", ...).
@@ -11,6 +12,7 @@ import { RoutingLookup, type Route } from '../../routing/lookup.ts';
 import { PermanentError, type Processor, type TaskContext } from '../processor.ts';
 import type { CometClients } from '../comet-clients.ts';
 import type { PushDelivery } from '../task-status.ts';
+import { RoomBatcher, type NodeOutcome } from '../room-batch.ts';
 import type { Logger } from '../../util/log.ts';
 import type { JobMetrics } from '../metrics.ts';
 
@@ -24,14 +26,7 @@ export interface PushPayload {
   message: Record<string, unknown>;
 }
 
-export interface NodeOutcome {
-  comet: string;
-  connections: number;
-  delivered: number;
-  attempts: number;
-  ok: boolean;
-  error?: string;
-}
+export type { NodeOutcome } from '../room-batch.ts';
 
 export interface PushOptions {
   redis: Redis;
@@ -73,6 +68,16 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
     }
     return dead.ids;
   }
+  const rooms = new RoomBatcher({
+    lookup,
+    keys: options.keys,
+    clients: options.clients,
+    deadComets,
+    history: options.history && options.history.max > 0 ? options.history : null,
+    nodeAttempts: attempts,
+    nodeBackoffMs: backoff,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+  });
 
   async function send(ctx: TaskContext, prefix: string, route: Route, run: () => Promise<{ delivered: number }>): Promise<NodeOutcome> {
     const outcome: NodeOutcome = { comet: route.cometId, connections: route.count, delivered: 0, attempts: 0, ok: false };
@@ -106,8 +111,6 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
     },
     async process(ctx: TaskContext) {
       const push = parsePayload(ctx.payload);
-      // The seed docs' "[Consumer 2] ..." prefix; pino's bindings() parses JSON, so once per task.
-      const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
       const seq = Number(ctx.hash.seq ?? 0);
       // The id and a room message's seq are the pipeline's own (DESIGN §4): a caller's `id`/`seq`
       // (logic refuses them, but a task may come another way: Kafka, a WS upstream) never
@@ -116,15 +119,9 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
       const json = JSON.stringify({ id: ctx.id, ...(seq ? { seq } : {}), ...fields });
       const body = Buffer.from(json);
       const proto = { ver: 1, op: OP_MESSAGE, seq, body };
-      // Recorded before delivery (in the routing read's transaction), so a client that misses
-      // it can still recover it by seq.
-      const history = options.history && options.history.max > 0 ? options.history : null;
-      const recordHistory = (multi: ChainableCommander) => {
-        // History is indexed by seq: messages without one (status notifications) are not kept.
-        if (!history || push.mode !== 'room' || !seq) return;
-        const key = options.keys.roomHistory(push.roomId!);
-        multi.xadd(key, 'MAXLEN', '~', String(history.max), '*', 'seq', String(seq), 'id', ctx.id, 'body', json).expire(key, history.ttlSeconds);
-      };
+      if (push.mode === 'room') return rooms.deliver({ ctx, roomId: push.roomId!, seq, json, proto });
+      // The seed docs' "[Consumer 2] ..." prefix; pino's bindings() parses JSON, so once per task.
+      const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
       let routes: Route[];
       let total: number;
       if (push.mode === 'broadcast') {
@@ -133,12 +130,9 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
         total = 0;
       } else {
         const readStarted = performance.now();
-        const found = push.mode === 'room' ? await lookup.room(push.roomId!, recordHistory) : await lookup.users(push.userIds!);
-        if (options.metrics) {
-          options.metrics.redis(push.mode === 'room' ? 'get_room_connections' : 'get_user_connections', (performance.now() - readStarted) / 1000);
-          if (push.mode === 'room') options.metrics.roomConnections(found.total);
-        }
-        if (push.mode === 'users' && options.offline && options.offline.max > 0) {
+        const found = await lookup.users(push.userIds!);
+        options.metrics?.redis('get_user_connections', (performance.now() - readStarted) / 1000);
+        if (options.offline && options.offline.max > 0) {
           const online = new Set(found.byComet.flatMap((r) => r.userIds));
           const offline = push.userIds!.filter((u) => !online.has(u));
           if (offline.length > 0) {
@@ -159,18 +153,13 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
         // Routing of a comet that stopped heartbeating is skipped (its connections are gone).
         routes = found.byComet.filter((r) => !gone.has(r.cometId));
         total = found.total;
-        if (push.mode === 'room') ctx.log.info(`Room ${push.roomId} has ${total} connections`);
-        else ctx.log.info(`Users ${push.userIds!.join(',')} have ${total} connections`);
+        ctx.log.info(`Users ${push.userIds!.join(',')} have ${total} connections`);
         ctx.log.info(`Grouped ${routes.reduce((n, r) => n + r.count, 0)} connections into ${routes.length} comet nodes`);
       }
       const outcomes = await Promise.all(
         routes.map((route) =>
           send(ctx, prefix, route, () =>
-            push.mode === 'room'
-              ? options.clients.broadcastRoom(route.cometId, push.roomId!, proto)
-              : push.mode === 'users'
-                ? options.clients.pushMsg(route.cometId, route.connIds, proto)
-                : options.clients.broadcast(route.cometId, proto),
+            push.mode === 'users' ? options.clients.pushMsg(route.cometId, route.connIds, proto) : options.clients.broadcast(route.cometId, proto),
           ),
         ),
       );
