@@ -11,15 +11,15 @@
 // Order: sends of one (comet, room) go through a lane, one call at a time in batch order, retries
 // included, so within one job process a connection gets a room's messages in claim order, which is
 // seq order for messages of one priority (docs/realtime.md says what holds across processes).
-import { setTimeout as delay } from 'node:timers/promises';
 import type { ChainableCommander } from 'ioredis';
 import type { ProtoMsg } from '../comet/proto.ts';
 import type { RoutingKeys } from '../routing/keys.ts';
-import type { Route, RoutingLookup, Routes } from '../routing/lookup.ts';
+import type { RoutingLookup, Routes } from '../routing/lookup.ts';
 import type { Logger } from '../util/log.ts';
 import type { CometClients } from './comet-clients.ts';
 import type { JobMetrics } from './metrics.ts';
 import type { TaskContext } from './processor.ts';
+import { RoomLanes } from './room-lanes.ts';
 
 /** One comet's part in delivering a message (kept in the task's result, `nodes`). */
 export interface NodeOutcome {
@@ -46,6 +46,11 @@ export interface RoomMessage {
   seq: number;
   json: string;
   proto: ProtoMsg;
+  /**
+   * A status notification (no task of its own, logged at warn only): grouped apart from the
+   * room's task messages, so it never takes the place of a task's seed log lines.
+   */
+  notification?: boolean;
 }
 
 export interface RoomBatchOptions {
@@ -74,10 +79,11 @@ function consumerPrefix(log: Logger): string {
 export class RoomBatcher {
   private waiting: Waiting[] = [];
   private scheduled = false;
-  /** (comet, room) → the tail of its sends: one call at a time keeps the room's order. */
-  private readonly lanes = new Map<string, Promise<unknown>>();
+  private readonly lanes: RoomLanes;
 
-  constructor(private readonly options: RoomBatchOptions) {}
+  constructor(private readonly options: RoomBatchOptions) {
+    this.lanes = new RoomLanes(options.clients, options.nodeAttempts, options.nodeBackoffMs);
+  }
 
   /** Resolves once every comet holding the room's connections acknowledged the message (or failed for good). */
   deliver(message: RoomMessage): Promise<PushResult> {
@@ -104,13 +110,14 @@ export class RoomBatcher {
     const { lookup, keys, history, metrics } = this.options;
     const rooms = new Map<string, Waiting[]>();
     for (const w of batch) {
-      const list = rooms.get(w.message.roomId);
+      const key = w.message.notification ? `${w.message.roomId}\u0000notification` : w.message.roomId;
+      const list = rooms.get(key);
       if (list) list.push(w);
-      else rooms.set(w.message.roomId, [w]);
+      else rooms.set(key, [w]);
     }
     // Seq order is delivery order; a batch mixing priorities of one room is put back in seq order.
     for (const list of rooms.values()) list.sort((a, b) => a.message.seq - b.message.seq);
-    const groups = [...rooms.entries()];
+    const groups = [...rooms.values()].map((list) => [list[0]!.message.roomId, list] as const);
     const readStarted = performance.now();
     const [found, gone] = await Promise.all([
       lookup.rooms(
@@ -145,25 +152,30 @@ export class RoomBatcher {
     const grouped = routes.reduce((n, r) => n + r.count, 0);
     const log = list[0]!.message.ctx.log;
     const prefix = consumerPrefix(log);
-    // One message: the seed's lines at info, as before batching. Several: one summary line at info.
+    // One message: the seed's lines at info, as before batching. Several: one summary line at info
+    // and the per-message lines at debug.
     const single = list.length === 1;
     const perMessage = single || log.isLevelEnabled('debug');
-    const say = single ? (line: string) => log.info(line) : (line: string) => log.debug(line);
     if (perMessage) {
+      const say = single ? (line: string) => log.info(line) : (line: string) => log.debug(line);
       say(`Room ${roomId} has ${found.total} connections`);
       say(`Grouped ${grouped} connections into ${routes.length} comet nodes`);
     }
-    // Per comet: the message → its outcome (a batch split into several calls has one per call).
-    const perComet = await Promise.all(routes.map((route) => this.sendToComet(roomId, route, list, prefix, say)));
-    let calls = 0;
-    for (const outcomes of perComet) {
-      calls += new Set(outcomes.values()).size;
-      if (metrics) for (const o of new Set(outcomes.values())) metrics.dispatched(o.comet, o.ok);
-    }
+    // Per comet, each message's call (a lane may carry it with messages of other batches).
+    const perComet = await Promise.all(
+      routes.map((route) =>
+        Promise.all(list.map((w) => this.lanes.send(route.cometId, roomId, { proto: w.message.proto, ctx: w.message.ctx, connections: route.count, prefix, single }))),
+      ),
+    );
+    const calls = new Set(perComet.flat()).size;
     let sentAll = 0;
     let failedAll = 0;
-    for (const w of list) {
-      const nodes = perComet.map((outcomes) => ({ ...outcomes.get(w)! }));
+    list.forEach((w, i) => {
+      const nodes: NodeOutcome[] = routes.map((route, c) => {
+        const call = perComet[c]![i]!;
+        return { comet: route.cometId, connections: route.count, delivered: call.delivered, attempts: call.attempts, ok: call.ok, ...(call.error ? { error: call.error } : {}) };
+      });
+      if (metrics) for (const o of nodes) metrics.dispatched(o.comet, o.ok);
       const sent = nodes.filter((o) => o.ok).reduce((n, o) => n + o.connections, 0);
       const failed = nodes.filter((o) => !o.ok).reduce((n, o) => n + o.connections, 0);
       sentAll += sent;
@@ -174,7 +186,7 @@ export class RoomBatcher {
         else w.message.ctx.log.debug(line);
       }
       w.resolve({ sent, failed, comet_nodes: nodes.length, connections: found.total, nodes });
-    }
+    });
     if (!single) {
       const first = list[0]!.message.seq;
       const last = list[list.length - 1]!.message.seq;
@@ -182,50 +194,5 @@ export class RoomBatcher {
         `${prefix} Room ${roomId}: ${list.length} messages${first ? ` (seq ${first}..${last})` : ''} to ${found.total} connections on ${routes.length} comet nodes in ${calls} gRPC calls: sent=${sentAll}, failed=${failedAll}`,
       );
     }
-  }
-
-  /**
-   * The room's messages to one comet, in order, in as few calls as fit; each call is retried with
-   * backoff on its own, and only to this comet (the others are not sent to again).
-   */
-  private sendToComet(roomId: string, route: Route, list: Waiting[], prefix: string, say: (line: string) => void): Promise<Map<Waiting, NodeOutcome>> {
-    const { clients, nodeAttempts, nodeBackoffMs } = this.options;
-    const laneKey = `${route.cometId}\u0000${roomId}`;
-    const previous = this.lanes.get(laneKey) ?? Promise.resolve();
-    const send = async (): Promise<Map<Waiting, NodeOutcome>> => {
-      const result = new Map<Waiting, NodeOutcome>();
-      for (const part of clients.roomCallParts(list, (w) => w.message.proto)) {
-        const outcome: NodeOutcome = { comet: route.cometId, connections: route.count, delivered: 0, attempts: 0, ok: false };
-        const count = part.length > 1 ? ` (${part.length} messages)` : '';
-        for (let i = 1; i <= nodeAttempts; i++) {
-          outcome.attempts = i;
-          say(`${prefix} Broadcasting to Comet ${route.cometId} for ${route.count} connections${count}`);
-          try {
-            outcome.delivered = (await clients.broadcastRoomProtos(route.cometId, roomId, part.map((w) => w.message.proto))).delivered;
-            outcome.ok = true;
-            delete outcome.error;
-            say(`${prefix} Successfully sent to ${route.cometId}`);
-            break;
-          } catch (err) {
-            outcome.error = (err as Error).message;
-            part[0]!.message.ctx.log.warn(`${prefix} RPC failed to ${route.cometId}${count}: ${outcome.error}`);
-            // Every task of the call lost its lease or is shutting down: nobody waits for a retry.
-            if (part.every((w) => w.message.ctx.signal.aborted)) break;
-            if (i < nodeAttempts) await delay(nodeBackoffMs * 2 ** (i - 1));
-          }
-        }
-        if (!outcome.ok) part[0]!.message.ctx.log.warn(`${prefix} Failed to send to ${route.cometId}`);
-        for (const w of part) result.set(w, outcome);
-      }
-      return result;
-    };
-    const sending = previous.then(send, send);
-    const tail = sending.catch(() => {});
-    this.lanes.set(laneKey, tail);
-    // The lane is forgotten once idle, so the map holds only rooms with sends in flight.
-    void tail.then(() => {
-      if (this.lanes.get(laneKey) === tail) this.lanes.delete(laneKey);
-    });
-    return sending;
   }
 }

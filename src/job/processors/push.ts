@@ -107,68 +107,71 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
     async deliver(payload: PushPayload, messageId: string) {
       const log = options.log;
       if (!log) throw new Error('createPushProcessor: deliver() needs options.log');
-      return processor.process({ id: messageId, type: 'push', priority: 5, attempt: 1, payload, hash: {}, signal: never, log, progress() {} });
+      return run({ id: messageId, type: 'push', priority: 5, attempt: 1, payload, hash: {}, signal: never, log, progress() {} }, true);
     },
-    async process(ctx: TaskContext) {
-      const push = parsePayload(ctx.payload);
-      const seq = Number(ctx.hash.seq ?? 0);
-      // The id and a room message's seq are the pipeline's own (DESIGN §4): a caller's `id`/`seq`
-      // (logic refuses them, but a task may come another way: Kafka, a WS upstream) never
-      // replaces them; a `seq` on a message that has none of its own is dropped, not passed on.
-      const { id: _callerId, seq: _callerSeq, ...fields } = push.message;
-      const json = JSON.stringify({ id: ctx.id, ...(seq ? { seq } : {}), ...fields });
-      const body = Buffer.from(json);
-      const proto = { ver: 1, op: OP_MESSAGE, seq, body };
-      if (push.mode === 'room') return rooms.deliver({ ctx, roomId: push.roomId!, seq, json, proto });
-      // The seed docs' "[Consumer 2] ..." prefix; pino's bindings() parses JSON, so once per task.
-      const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
-      let routes: Route[];
-      let total: number;
-      if (push.mode === 'broadcast') {
-        const comets = await lookup.comets('alive', options.deadAfterMs);
-        routes = comets.map((cometId) => ({ cometId, count: 0, connIds: [], userIds: [] }));
-        total = 0;
-      } else {
-        const readStarted = performance.now();
-        const found = await lookup.users(push.userIds!);
-        options.metrics?.redis('get_user_connections', (performance.now() - readStarted) / 1000);
-        if (options.offline && options.offline.max > 0) {
-          const online = new Set(found.byComet.flatMap((r) => r.userIds));
-          const offline = push.userIds!.filter((u) => !online.has(u));
-          if (offline.length > 0) {
-            const max = options.offline.max;
-            const ttl = options.offline.ttlSeconds;
-            // One pipeline per slot: on a cluster each user's keys are a slot of their own.
-            await perSlot(
-              options.redis,
-              offline.map((user) => {
-                const key = options.keys.userOffline(user);
-                return { key, add: (p: ChainableCommander) => p.lpush(key, json).ltrim(key, 0, max - 1).expire(key, ttl) };
-              }),
-            );
-            ctx.log.info(`Stored for ${offline.length} offline users: ${offline.join(',')}`);
-          }
-        }
-        const gone = await deadComets();
-        // Routing of a comet that stopped heartbeating is skipped (its connections are gone).
-        routes = found.byComet.filter((r) => !gone.has(r.cometId));
-        total = found.total;
-        ctx.log.info(`Users ${push.userIds!.join(',')} have ${total} connections`);
-        ctx.log.info(`Grouped ${routes.reduce((n, r) => n + r.count, 0)} connections into ${routes.length} comet nodes`);
-      }
-      const outcomes = await Promise.all(
-        routes.map((route) =>
-          send(ctx, prefix, route, () =>
-            push.mode === 'users' ? options.clients.pushMsg(route.cometId, route.connIds, proto) : options.clients.broadcast(route.cometId, proto),
-          ),
-        ),
-      );
-      if (options.metrics) for (const o of outcomes) options.metrics.dispatched(o.comet, o.ok);
-      const sent = outcomes.filter((o) => o.ok).reduce((n, o) => n + (push.mode === 'broadcast' ? o.delivered : o.connections), 0);
-      const failed = outcomes.filter((o) => !o.ok).reduce((n, o) => n + o.connections, 0);
-      ctx.log.info(`${prefix} Message distributed: sent=${sent}, failed=${failed}, comet_nodes=${outcomes.length}`);
-      return { sent, failed, comet_nodes: outcomes.length, connections: total, nodes: outcomes };
-    },
+    process: (ctx: TaskContext) => run(ctx, false),
   };
   return processor;
+
+  /** One push; room messages join the current batch (notification: a status message, not a task). */
+  async function run(ctx: TaskContext, notification: boolean) {
+    const push = parsePayload(ctx.payload);
+    const seq = Number(ctx.hash.seq ?? 0);
+    // The id and a room message's seq are the pipeline's own (DESIGN §4): a caller's `id`/`seq`
+    // (logic refuses them, but a task may come another way: Kafka, a WS upstream) never
+    // replaces them; a `seq` on a message that has none of its own is dropped, not passed on.
+    const { id: _callerId, seq: _callerSeq, ...fields } = push.message;
+    const json = JSON.stringify({ id: ctx.id, ...(seq ? { seq } : {}), ...fields });
+    const body = Buffer.from(json);
+    const proto = { ver: 1, op: OP_MESSAGE, seq, body };
+    if (push.mode === 'room') return rooms.deliver({ ctx, roomId: push.roomId!, seq, json, proto, notification });
+    // The seed docs' "[Consumer 2] ..." prefix; pino's bindings() parses JSON, so once per task.
+    const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
+    let routes: Route[];
+    let total: number;
+    if (push.mode === 'broadcast') {
+      const comets = await lookup.comets('alive', options.deadAfterMs);
+      routes = comets.map((cometId) => ({ cometId, count: 0, connIds: [], userIds: [] }));
+      total = 0;
+    } else {
+      const readStarted = performance.now();
+      const found = await lookup.users(push.userIds!);
+      options.metrics?.redis('get_user_connections', (performance.now() - readStarted) / 1000);
+      if (options.offline && options.offline.max > 0) {
+        const online = new Set(found.byComet.flatMap((r) => r.userIds));
+        const offline = push.userIds!.filter((u) => !online.has(u));
+        if (offline.length > 0) {
+          const max = options.offline.max;
+          const ttl = options.offline.ttlSeconds;
+          // One pipeline per slot: on a cluster each user's keys are a slot of their own.
+          await perSlot(
+            options.redis,
+            offline.map((user) => {
+              const key = options.keys.userOffline(user);
+              return { key, add: (p: ChainableCommander) => p.lpush(key, json).ltrim(key, 0, max - 1).expire(key, ttl) };
+            }),
+          );
+          ctx.log.info(`Stored for ${offline.length} offline users: ${offline.join(',')}`);
+        }
+      }
+      const gone = await deadComets();
+      // Routing of a comet that stopped heartbeating is skipped (its connections are gone).
+      routes = found.byComet.filter((r) => !gone.has(r.cometId));
+      total = found.total;
+      ctx.log.info(`Users ${push.userIds!.join(',')} have ${total} connections`);
+      ctx.log.info(`Grouped ${routes.reduce((n, r) => n + r.count, 0)} connections into ${routes.length} comet nodes`);
+    }
+    const outcomes = await Promise.all(
+      routes.map((route) =>
+        send(ctx, prefix, route, () =>
+          push.mode === 'users' ? options.clients.pushMsg(route.cometId, route.connIds, proto) : options.clients.broadcast(route.cometId, proto),
+        ),
+      ),
+    );
+    if (options.metrics) for (const o of outcomes) options.metrics.dispatched(o.comet, o.ok);
+    const sent = outcomes.filter((o) => o.ok).reduce((n, o) => n + (push.mode === 'broadcast' ? o.delivered : o.connections), 0);
+    const failed = outcomes.filter((o) => !o.ok).reduce((n, o) => n + o.connections, 0);
+    ctx.log.info(`${prefix} Message distributed: sent=${sent}, failed=${failed}, comet_nodes=${outcomes.length}`);
+    return { sent, failed, comet_nodes: outcomes.length, connections: total, nodes: outcomes };
+  }
 }
