@@ -112,6 +112,45 @@ export class RoutingLookup {
     return this.group([...connIds]);
   }
 
+  /**
+   * Several users() lookups at once (a job batch of user pushes): every user's keys in one
+   * pipelined read, every connection's info in a second one, then each list gets the routes of
+   * its own users' connections, as users() would give it.
+   */
+  async usersMany(lists: readonly (readonly string[])[]): Promise<Routes[]> {
+    const users = [...new Set(lists.flat())];
+    const replies = await perSlot(
+      this.redis,
+      users.map((user) => ({ key: this.keys.userConnections(user), add: (p) => p.smembers(this.keys.userConnections(user)).get(this.keys.userOnline(user)) })),
+    );
+    const connsOf = new Map<string, string[]>();
+    users.forEach((user, i) => {
+      const conns = new Set<string>();
+      for (const value of replies[i] ?? []) {
+        if (Array.isArray(value)) value.forEach((c) => conns.add(String(c)));
+        else if (typeof value === 'string') conns.add(value);
+      }
+      connsOf.set(user, [...conns]);
+    });
+    const all = await this.group([...new Set([...connsOf.values()].flat())]);
+    const where = new Map<string, { cometId: string; userId: string }>();
+    for (const route of all.byComet) route.connIds.forEach((conn, i) => where.set(conn, { cometId: route.cometId, userId: route.userIds[i]! }));
+    return lists.map((list) => {
+      const connIds = [...new Set(list.flatMap((user) => connsOf.get(user) ?? []))];
+      const byComet = new Map<string, Route>();
+      for (const conn of connIds) {
+        const at = where.get(conn);
+        if (!at) continue;
+        let route = byComet.get(at.cometId);
+        if (!route) byComet.set(at.cometId, (route = { cometId: at.cometId, count: 0, connIds: [], userIds: [] }));
+        route.count++;
+        route.connIds.push(conn);
+        route.userIds.push(at.userId);
+      }
+      return { total: connIds.length, byComet: [...byComet.values()].sort((a, b) => a.cometId.localeCompare(b.cometId)), stale: all.stale.filter((c) => connIds.includes(c)) };
+    });
+  }
+
   private async group(connIds: readonly string[]): Promise<Routes> {
     const infos = await perSlot(this.redis, connIds.map((conn) => ({ key: this.keys.connectionInfo(conn), add: (p) => p.hmget(this.keys.connectionInfo(conn), 'comet_id', 'user_id') })));
     const byComet = new Map<string, Route>();

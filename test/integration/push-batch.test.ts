@@ -160,3 +160,27 @@ it('a comet failing mid-batch is retried to completion without resending to the 
   expect(flaky.calls.filter((c) => c.ok).flatMap((c) => c.ids)).toEqual(ids);
   for (const v of viewers) v.ws.close();
 });
+
+it('user pushes that start together read their routing together; each user gets exactly their own messages', async () => {
+  const [a, b] = stack.comets;
+  const alice = [await stack.connect(a!, 'alice', 'r1'), await stack.connect(b!, 'alice', 'r2')];
+  const bob = await stack.connect(b!, 'bob', 'r1');
+  const carol = await stack.connect(a!, 'carol', 'r3');
+  const sent: Record<string, number[]> = { alice: [], bob: [], carol: [] };
+  for (let i = 1; i <= 60; i++) {
+    const userIds = i % 3 === 0 ? ['alice', 'bob'] : i % 3 === 1 ? ['carol'] : ['bob'];
+    for (const u of userIds) sent[u]!.push(i);
+    const res = await stack.post('/logic/push', { userIds, message: { n: i } });
+    expect(res.statusCode).toBe(202);
+  }
+  job = (await startLoggedJob()).job;
+  const got = (c: WsClient) => serverMessages(c).map((m) => m.n as number).sort((x, y) => x - y);
+  await waitFor(() => alice.every((c) => got(c).length >= sent.alice!.length) && got(bob).length >= sent.bob!.length && got(carol).length >= sent.carol!.length, 'every push');
+  for (const c of alice) expect(got(c)).toEqual(sent.alice);
+  expect(got(bob)).toEqual(sent.bob);
+  expect(got(carol)).toEqual(sent.carol);
+  const reads = await metric(job.metricsPort, 'redis_command_duration_seconds_count', 'command="get_user_connections"');
+  expect(reads).toBeGreaterThan(0);
+  expect(reads).toBeLessThan(60);
+  for (const c of [...alice, bob, carol]) c.ws.close();
+});

@@ -1,7 +1,7 @@
 // `push`: deliver a message through the comets. ROOM: batched with the other room messages
 // claimed at the same time (../room-batch.ts): one routing read per room per batch, one
-// BroadcastRoom call per comet and room carrying them all. PUSH: the users' connections, one
-// PushMsg with the keys per node. BROADCAST: every live comet. A failed node is retried with
+// BroadcastRoom call per comet and room carrying them all. PUSH: the users' connections (read
+// for all the user pushes that start together at once), one PushMsg with the keys per node. BROADCAST: every live comet. A failed node is retried with
 // backoff without resending to nodes that succeeded; the result records every node's outcome.
 // Log lines follow the seed docs ("Room video_123 has 4 connections", ...).
 import { setTimeout as delay } from 'node:timers/promises';
@@ -13,6 +13,7 @@ import { PermanentError, type Processor, type TaskContext } from '../processor.t
 import type { CometClients } from '../comet-clients.ts';
 import type { PushDelivery } from '../task-status.ts';
 import { RoomBatcher, type NodeOutcome } from '../room-batch.ts';
+import { batchByTurn } from '../turn-batch.ts';
 import type { Logger } from '../../util/log.ts';
 import type { JobMetrics } from '../metrics.ts';
 
@@ -68,6 +69,13 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
     }
     return dead.ids;
   }
+  // User pushes that start together read their routing together (two round trips per batch).
+  const usersRoutes = batchByTurn(async (lists: string[][]) => {
+    const readStarted = performance.now();
+    const found = await lookup.usersMany(lists);
+    options.metrics?.redis('get_user_connections', (performance.now() - readStarted) / 1000);
+    return found;
+  });
   const rooms = new RoomBatcher({
     lookup,
     keys: options.keys,
@@ -134,9 +142,7 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
       routes = comets.map((cometId) => ({ cometId, count: 0, connIds: [], userIds: [] }));
       total = 0;
     } else {
-      const readStarted = performance.now();
-      const found = await lookup.users(push.userIds!);
-      options.metrics?.redis('get_user_connections', (performance.now() - readStarted) / 1000);
+      const found = await usersRoutes(push.userIds!);
       if (options.offline && options.offline.max > 0) {
         const online = new Set(found.byComet.flatMap((r) => r.userIds));
         const offline = push.userIds!.filter((u) => !online.has(u));
