@@ -5,12 +5,12 @@
 //   - one pipelined Redis round trip reads every room's routing (SCARD + HGETALL of the comets'
 //     tally) and appends every message to its room's history (one EXPIRE per room, not per message);
 //   - per room and comet, ONE BroadcastRoom call carries all the room's messages in seq order
-//     (split only past 100 messages or the gRPC size limit);
+//     (split only past 100 messages or the gRPC size limit), through that (comet, room)'s lane
+//     (./room-lanes.ts: one call in flight, retries included; later batches join the next call);
 //   - each task's promise resolves with its own result once every comet it needed answered
 //     (or failed after its retries), so settlement (Consumer.flush, batched) still follows delivery.
-// Order: sends of one (comet, room) go through a lane, one call at a time in batch order, retries
-// included, so within one job process a connection gets a room's messages in claim order, which is
-// seq order for messages of one priority (docs/realtime.md says what holds across processes).
+// So within one job process a connection gets a room's messages in claim order, which is seq order
+// for messages of one priority (docs/realtime.md says what holds across processes).
 import type { ChainableCommander } from 'ioredis';
 import type { ProtoMsg } from '../comet/proto.ts';
 import type { RoutingKeys } from '../routing/keys.ts';
