@@ -16,6 +16,7 @@ interface CometStub extends grpc.Client {
   BroadcastRoom(req: { roomId: string; protos: ProtoMsg[] }, opts: grpc.CallOptions, cb: Callback<{ delivered: number }>): void;
   PushMsg(req: { keys: string[]; proto: ProtoMsg; protoOp: number }, opts: grpc.CallOptions, cb: Callback<{ delivered: number; missing: string[] }>): void;
   Broadcast(req: { proto: ProtoMsg; protoOp: number; speed: number }, opts: grpc.CallOptions, cb: Callback<{ delivered: number }>): void;
+  BroadcastRooms(req: { rooms: { roomId: string; protos: ProtoMsg[] }[] }, opts: grpc.CallOptions, cb: Callback<{ delivered: number[] }>): void;
 }
 
 interface Waiting {
@@ -144,6 +145,11 @@ export class CometClients {
   /** One BroadcastRoom call carrying `protos` in order (a job batch sizes it with roomCallParts). */
   broadcastRoomProtos(cometId: string, roomId: string, protos: ProtoMsg[]): Promise<{ delivered: number }> {
     return this.call<{ delivered: number }>(cometId, 'BroadcastRoom', (s, o, cb) => s.BroadcastRoom({ roomId, protos }, o, cb));
+  }
+
+  /** One BroadcastRooms call: several rooms' messages (each room's in order); `delivered` per room. */
+  broadcastRooms(cometId: string, rooms: { roomId: string; protos: ProtoMsg[] }[]): Promise<{ delivered: number[] }> {
+    return this.call<{ delivered: number[] }>(cometId, 'BroadcastRooms', (s, o, cb) => s.BroadcastRooms({ rooms }, o, cb));
   }
 
   pushMsg(cometId: string, keys: string[], proto: ProtoMsg) {

@@ -4,9 +4,10 @@
 // waiting window, so at low rates a batch is one message and nothing waits. Per batch:
 //   - one pipelined Redis round trip reads every room's routing (SCARD + HGETALL of the comets'
 //     tally) and appends every message to its room's history (one EXPIRE per room, not per message);
-//   - per room and comet, ONE BroadcastRoom call carries all the room's messages in seq order
-//     (split only past 100 messages or the gRPC size limit), through that (comet, room)'s lane
-//     (./room-lanes.ts: one call in flight, retries included; later batches join the next call);
+//   - per comet, ONE call carries all the batch's messages for it, each room's in seq order
+//     (split only past 100 messages or the gRPC size limit), through that comet's lane
+//     (./room-lanes.ts: one call in flight, retries included; later batches join the next call;
+//     BroadcastRoom for one room, BroadcastRooms for several);
 //   - each task's promise resolves with its own result once every comet it needed answered
 //     (or failed after its retries), so settlement (Consumer.flush, batched) still follows delivery.
 // So within one job process a connection gets a room's messages in claim order, which is seq order
@@ -164,10 +165,10 @@ export class RoomBatcher {
     // Per comet, each message's call (a lane may carry it with messages of other batches).
     const perComet = await Promise.all(
       routes.map((route) =>
-        Promise.all(list.map((w) => this.lanes.send(route.cometId, roomId, { proto: w.message.proto, ctx: w.message.ctx, connections: route.count, prefix, single }))),
+        Promise.all(list.map((w) => this.lanes.send(route.cometId, { roomId, proto: w.message.proto, ctx: w.message.ctx, connections: route.count, prefix, single }))),
       ),
     );
-    const calls = new Set(perComet.flat()).size;
+    const calls = new Set(perComet.flat().map((o) => o.call)).size;
     let sentAll = 0;
     let failedAll = 0;
     list.forEach((w, i) => {

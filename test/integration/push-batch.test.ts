@@ -108,12 +108,13 @@ it('a single message still logs the seed lines at info', async () => {
 async function flakyComet(failFirst: number) {
   const pkg = grpc.loadPackageDefinition(loadCometDefinition()) as unknown as { ChatRoom: { Comet: { Comet: grpc.ServiceClientConstructor } } };
   const server = new grpc.Server();
-  const calls: { ok: boolean; ids: string[] }[] = [];
+  const calls: { ok: boolean; roomId: string; ids: string[] }[] = [];
   const idsOf = (protos: ProtoMsg[]) => protos.map((p) => JSON.parse(p.body!.toString()).id as string);
   server.addService(pkg.ChatRoom.Comet.Comet.service, {
-    BroadcastRoom: (call: grpc.ServerUnaryCall<{ protos: ProtoMsg[] }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+    // Only the goim-era methods: BroadcastRooms answers UNIMPLEMENTED, as an older comet would.
+    BroadcastRoom: (call: grpc.ServerUnaryCall<{ roomId: string; protos: ProtoMsg[] }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       const ok = calls.length >= failFirst;
-      calls.push({ ok, ids: idsOf(call.request.protos) });
+      calls.push({ ok, roomId: call.request.roomId, ids: idsOf(call.request.protos) });
       if (ok) cb(null, { delivered: 1 });
       else cb({ code: grpc.status.UNAVAILABLE, details: 'flaky comet: not now' } as grpc.ServiceError, null);
     },
@@ -183,4 +184,72 @@ it('user pushes that start together read their routing together; each user gets 
   expect(reads).toBeGreaterThan(0);
   expect(reads).toBeLessThan(60);
   for (const c of [...alice, bob, carol]) c.ws.close();
+});
+
+it('a batch holding several rooms goes to each comet in one BroadcastRooms call; every room arrives complete and in order', async () => {
+  const [a, b] = stack.comets;
+  const rooms = ['room_a', 'room_b', 'room_c'];
+  const viewers = new Map(await Promise.all(rooms.map(async (r) => [r, [await stack.connect(a!, `${r}_1`, r), await stack.connect(b!, `${r}_2`, r)]] as const)));
+  // Interleaved, so every claim holds all three rooms.
+  for (let i = 1; i <= 60; i++) {
+    const res = await stack.post('/logic/send', { roomId: rooms[i % 3], userId: 'host', messages: [{ content: `m${i}` }] });
+    expect(res.statusCode).toBe(202);
+  }
+  job = (await startLoggedJob()).job;
+  const all = [...viewers.values()].flat();
+  await waitFor(() => all.every((v) => serverMessages(v).length >= 20), 'every room complete');
+  for (const v of all) expect(seqs(v)).toEqual(range(20));
+  const reads = await metric(job.metricsPort, 'redis_command_duration_seconds_count', 'command="get_room_connections"');
+  const multi = await metric(job.metricsPort, 'grpc_calls_total', 'name="BroadcastRooms"');
+  const single = await metric(job.metricsPort, 'grpc_calls_total', 'name="BroadcastRoom"');
+  expect(multi).toBeGreaterThan(0);
+  // At most one call per comet per batch (one per room would be 3 per comet per batch).
+  expect(multi + single).toBeLessThanOrEqual(2 * reads);
+  for (const v of all) v.ws.close();
+});
+
+it('BroadcastRooms refuses a bad room or proto naming its place, and delivers nothing of that call', async () => {
+  const viewer = await stack.connect(stack.comets[0]!, 'ok_viewer', 'room_ok');
+  const { CometClients } = await import('../../src/job/comet-clients.ts');
+  const { STACK_GRPC_TOKEN } = await import('../helpers/stack.ts');
+  const clients = new CometClients({ deadlineMs: 5000, token: STACK_GRPC_TOKEN });
+  cleanups.push(() => clients.close());
+  const proto = (text: string) => ({ ver: 1, op: 4, seq: 0, body: Buffer.from(JSON.stringify({ id: text, text })) });
+  const comet = stack.comets[0]!.cometId;
+  await expect(clients.broadcastRooms(comet, [{ roomId: 'room_ok', protos: [proto('x')] }, { roomId: 'bad room!', protos: [proto('y')] }])).rejects.toMatchObject({
+    code: grpc.status.INVALID_ARGUMENT,
+    details: expect.stringContaining('rooms[1].roomId'),
+  });
+  await expect(clients.broadcastRooms(comet, [{ roomId: 'room_ok', protos: [proto('x'), { ver: 1, op: 4, seq: 0 }] }])).rejects.toMatchObject({
+    details: expect.stringContaining('rooms[0].protos[1]'),
+  });
+  expect(await clients.broadcastRooms(comet, [{ roomId: 'room_ok', protos: [proto('z')] }, { roomId: 'room_empty', protos: [proto('w')] }])).toEqual({ delivered: [1, 0] });
+  await waitFor(() => serverMessages(viewer).length === 1, 'the good call');
+  expect(serverMessages(viewer).map((m) => m.text)).toEqual(['z']);
+  viewer.ws.close();
+});
+
+it('a comet without BroadcastRooms (older) gets one BroadcastRoom per room, every room complete and in order', async () => {
+  const keys = routingKeys(stack.env.REDIS_KEY_PREFIX);
+  const old = await flakyComet(0);
+  cleanups.push(old.stop);
+  const rooms = ['old_a', 'old_b'];
+  for (const r of rooms) {
+    await stack.client.sadd(keys.roomConnections(r), `conn_${r}`);
+    await stack.client.hset(keys.connectionInfo(`conn_${r}`), 'comet_id', old.id, 'user_id', 'u', 'room_id', r);
+  }
+  const beat = setInterval(() => void stack.client.zadd(keys.cometNodes, Date.now(), old.id), 100);
+  cleanups.push(() => clearInterval(beat));
+  await stack.client.zadd(keys.cometNodes, Date.now(), old.id);
+  const ids: Record<string, string[]> = { old_a: [], old_b: [] };
+  for (let i = 1; i <= 40; i++) {
+    const roomId = rooms[i % 2]!;
+    const res = await stack.post('/logic/send', { roomId, userId: 'host', messages: [{ content: `m${i}` }] });
+    ids[roomId]!.push(res.json().task_id);
+  }
+  job = (await startLoggedJob()).job;
+  const results = await Promise.all(Object.values(ids).flat().map((id) => stack.finished(id)));
+  for (const h of results) expect(JSON.parse(h.result!)).toMatchObject({ sent: 1, failed: 0 });
+  for (const r of rooms) expect(old.calls.filter((c) => c.roomId === r).flatMap((c) => c.ids)).toEqual(ids[r]);
+  expect(old.calls.every((c) => c.ok)).toBe(true);
 });
