@@ -89,6 +89,30 @@ export function createCometGrpcServer(hub: Hub, log: Logger, options: CometGrpcO
     callback(null, { delivered: hub.broadcast(message) });
   };
 
+  // Several rooms in one call (job batches): every room is checked before any is delivered,
+  // errors name the room's place (rooms[1].roomId, rooms[1].protos[0]: …).
+  const BroadcastRooms: Unary<{ rooms: { roomId: string; protos: ProtoMsg[] }[] }, { delivered: number[] }> = (call, callback) => {
+    const rooms = call.request.rooms ?? [];
+    if (rooms.length === 0) return invalid(callback, 'rooms must list at least one room');
+    const checked: { roomId: string; messages: ServerMessage[] }[] = [];
+    for (const [r, { roomId, protos }] of rooms.entries()) {
+      if (!roomId) return invalid(callback, `rooms[${r}].roomId is required`);
+      const badRoom = identifierProblem(roomId, `rooms[${r}].roomId`);
+      if (badRoom) return invalid(callback, badRoom);
+      if (!protos || protos.length === 0) return invalid(callback, `rooms[${r}].protos must list at least one proto`);
+      const messages: ServerMessage[] = [];
+      for (const [i, p] of protos.entries()) {
+        const message = frameOf(p);
+        if ('error' in message) return invalid(callback, `rooms[${r}].protos[${i}]: ${message.error}`);
+        messages.push(message);
+      }
+      checked.push({ roomId, messages });
+    }
+    // Each room's messages go out as one batch: one frame per socket (split at the byte bound).
+    const delivered = checked.map(({ roomId, messages }) => hub.publishRoom(roomId, messages));
+    callback(null, { delivered });
+  };
+
   const Rooms: Unary<Record<string, never>, { rooms: Record<string, boolean> }> = (_call, callback) => {
     callback(null, { rooms: Object.fromEntries([...hub.rooms.keys()].map((r) => [r, true])) });
   };
@@ -115,6 +139,7 @@ export function createCometGrpcServer(hub: Hub, log: Logger, options: CometGrpcO
     PushMsg: timed('PushMsg', PushMsg),
     Broadcast: timed('Broadcast', Broadcast),
     Rooms: timed('Rooms', Rooms),
+    BroadcastRooms: timed('BroadcastRooms', BroadcastRooms),
   });
   new ReflectionService(reflectionDefinition(definition)).addToServer(server);
   log.debug('gRPC service ChatRoom.Comet.Comet registered with reflection');

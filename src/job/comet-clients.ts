@@ -17,6 +17,7 @@ interface CometStub extends grpc.Client {
   BroadcastRoom(req: { roomId: string; protos: ProtoMsg[] }, opts: grpc.CallOptions, cb: Callback<{ delivered: number }>): void;
   PushMsg(req: { keys: string[]; proto: ProtoMsg; protoOp: number }, opts: grpc.CallOptions, cb: Callback<{ delivered: number; missing: string[] }>): void;
   Broadcast(req: { proto: ProtoMsg; protoOp: number; speed: number }, opts: grpc.CallOptions, cb: Callback<{ delivered: number }>): void;
+  BroadcastRooms(req: { rooms: { roomId: string; protos: ProtoMsg[] }[] }, opts: grpc.CallOptions, cb: Callback<{ delivered: number[] }>): void;
 }
 
 interface Waiting {
@@ -117,11 +118,19 @@ export class CometClients {
 
   /** Consecutive runs of at most MAX_PROTOS_PER_CALL messages whose bodies fit one request. */
   private callSized(waiting: Waiting[]): Waiting[][] {
-    const parts: Waiting[][] = [];
-    let part: Waiting[] = [];
+    return this.roomCallParts(waiting, (w) => w.proto);
+  }
+
+  /**
+   * Splits a room's messages (in order) into consecutive runs that one BroadcastRoom call may
+   * carry: at most MAX_PROTOS_PER_CALL, bodies under COMET_GRPC_MAX_MESSAGE_BYTES.
+   */
+  roomCallParts<T>(items: readonly T[], protoOf: (item: T) => ProtoMsg): T[][] {
+    const parts: T[][] = [];
+    let part: T[] = [];
     let bytes = 0;
-    for (const w of waiting) {
-      const size = w.proto.body?.length ?? 0;
+    for (const w of items) {
+      const size = protoOf(w).body?.length ?? 0;
       if (part.length > 0 && (part.length === MAX_PROTOS_PER_CALL || bytes + size > this.batchBytes)) {
         parts.push(part);
         part = [];
@@ -132,6 +141,16 @@ export class CometClients {
     }
     if (part.length > 0) parts.push(part);
     return parts;
+  }
+
+  /** One BroadcastRoom call carrying `protos` in order (a job batch sizes it with roomCallParts). */
+  broadcastRoomProtos(cometId: string, roomId: string, protos: ProtoMsg[]): Promise<{ delivered: number }> {
+    return this.call<{ delivered: number }>(cometId, 'BroadcastRoom', (s, o, cb) => s.BroadcastRoom({ roomId, protos }, o, cb));
+  }
+
+  /** One BroadcastRooms call: several rooms' messages (each room's in order); `delivered` per room. */
+  broadcastRooms(cometId: string, rooms: { roomId: string; protos: ProtoMsg[] }[]): Promise<{ delivered: number[] }> {
+    return this.call<{ delivered: number[] }>(cometId, 'BroadcastRooms', (s, o, cb) => s.BroadcastRooms({ rooms }, o, cb));
   }
 
   pushMsg(cometId: string, keys: string[], proto: ProtoMsg) {

@@ -119,3 +119,40 @@ describe('RoutingRegistry', () => {
     expect(await shared.client.exists(keys.roomConnections('r'))).toBe(0);
   });
 });
+
+describe('batched lookups (job batches)', () => {
+  it('rooms() answers each room as room() would, with the replies of its own commands, in one read', async () => {
+    const keys = routingKeys(uniquePrefix());
+    const registry = new RoutingRegistry(shared.client, keys, 300);
+    const lookup = new RoutingLookup(shared.client, keys);
+    for (let i = 0; i < 3; i++) await registry.connect({ connId: `a${i}`, cometId: i < 2 ? 'c:1' : 'c:2', userId: `u${i}`, roomId: 'tallied' });
+    // Written by hand: no tally, every member is read.
+    await shared.client.sadd(keys.roomConnections('by_hand'), 'h1');
+    await shared.client.hset(keys.connectionInfo('h1'), 'comet_id', 'c:3', 'user_id', 'h', 'room_id', 'by_hand');
+    const rooms = ['tallied', 'by_hand', 'empty'];
+    const batched = await lookup.rooms(rooms.map((roomId) => ({ roomId, alongside: (p) => p.set(`${keys.prefix}mark:${roomId}`, roomId) })));
+    for (const [i, roomId] of rooms.entries()) {
+      expect(batched[i]!.routes).toEqual(await lookup.room(roomId));
+      expect(batched[i]!.extra).toEqual(['OK']);
+      expect(await shared.client.get(`${keys.prefix}mark:${roomId}`)).toBe(roomId);
+    }
+  });
+
+  it('usersMany() answers each list as users() would', async () => {
+    const keys = routingKeys(uniquePrefix());
+    const registry = new RoutingRegistry(shared.client, keys, 300);
+    const lookup = new RoutingLookup(shared.client, keys);
+    await registry.connect({ connId: 'p1', cometId: 'c:1', userId: 'ann', roomId: 'r' });
+    await registry.connect({ connId: 'p2', cometId: 'c:2', userId: 'ann', roomId: 'r' });
+    await registry.connect({ connId: 'p3', cometId: 'c:2', userId: 'ben', roomId: 'r' });
+    const lists = [['ann'], ['ben', 'nobody'], ['ann', 'ben'], ['nobody']];
+    const batched = await lookup.usersMany(lists);
+    for (const [i, list] of lists.entries()) {
+      const alone = await lookup.users(list);
+      expect(batched[i]!.total).toBe(alone.total);
+      expect(batched[i]!.byComet.map((r) => [r.cometId, r.count, [...r.connIds].sort(), [...r.userIds].sort()])).toEqual(
+        alone.byComet.map((r) => [r.cometId, r.count, [...r.connIds].sort(), [...r.userIds].sort()]),
+      );
+    }
+  });
+});

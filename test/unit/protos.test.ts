@@ -25,7 +25,7 @@ describe('proto/comet.proto', () => {
   it('defines ChatRoom.Comet.Comet with the goim methods', () => {
     const definition = loadSync(proto('comet.proto'), { keepCase: true });
     const service = definition['ChatRoom.Comet.Comet'] as Record<string, { path: string }>;
-    expect(Object.keys(service).sort()).toEqual(['Broadcast', 'BroadcastRoom', 'PushMsg', 'Rooms']);
+    expect(Object.keys(service).sort()).toEqual(['Broadcast', 'BroadcastRoom', 'BroadcastRooms', 'PushMsg', 'Rooms']);
     expect(service.BroadcastRoom!.path).toBe('/ChatRoom.Comet.Comet/BroadcastRoom');
   });
 });

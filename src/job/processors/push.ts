@@ -1,6 +1,7 @@
-// `push`: deliver a message through the comets. ROOM: the room's connections grouped by comet,
-// one BroadcastRoom per comet node, all nodes concurrently. PUSH: the users' connections, one
-// PushMsg with the keys per node. BROADCAST: every live comet. A failed node is retried with
+// `push`: deliver a message through the comets. ROOM: batched with the other room messages
+// claimed at the same time (../room-batch.ts): one routing read per room per batch, one
+// BroadcastRoom call per comet and room carrying them all. PUSH: the users' connections (read
+// for all the user pushes that start together at once), one PushMsg with the keys per node. BROADCAST: every live comet. A failed node is retried with
 // backoff without resending to nodes that succeeded; the result records every node's outcome.
 // Log lines follow the seed docs ("Room video_123 has 4 connections", ...).
 import { setTimeout as delay } from 'node:timers/promises';
@@ -12,20 +13,15 @@ import { PermanentError, type Processor, type TaskContext } from '../processor.t
 import type { CometClients } from '../comet-clients.ts';
 import type { PushDelivery } from '../task-status.ts';
 import { messageBody, messageProto, pushPayloadProblem, type PushPayload } from '../../contract/push-message.ts';
+import { RoomBatcher, type NodeOutcome } from '../room-batch.ts';
+import { batchByTurn } from '../turn-batch.ts';
 import type { Logger } from '../../util/log.ts';
 import type { JobMetrics } from '../metrics.ts';
 
 // The push contract lives in src/contract; re-exported for code that imported it from here.
 export { OP_MESSAGE, type PushPayload } from '../../contract/push-message.ts';
 
-export interface NodeOutcome {
-  comet: string;
-  connections: number;
-  delivered: number;
-  attempts: number;
-  ok: boolean;
-  error?: string;
-}
+export type { NodeOutcome } from '../room-batch.ts';
 
 export interface PushOptions {
   redis: Redis;
@@ -63,6 +59,23 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
     }
     return dead.ids;
   }
+  // User pushes that start together read their routing together (two round trips per batch).
+  const usersRoutes = batchByTurn(async (lists: string[][]) => {
+    const readStarted = performance.now();
+    const found = await lookup.usersMany(lists);
+    options.metrics?.redis('get_user_connections', (performance.now() - readStarted) / 1000);
+    return found;
+  });
+  const rooms = new RoomBatcher({
+    lookup,
+    keys: options.keys,
+    clients: options.clients,
+    deadComets,
+    history: options.history && options.history.max > 0 ? options.history : null,
+    nodeAttempts: attempts,
+    nodeBackoffMs: backoff,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+  });
 
   async function send(ctx: TaskContext, prefix: string, route: Route, run: () => Promise<{ delivered: number }>): Promise<NodeOutcome> {
     const outcome: NodeOutcome = { comet: route.cometId, connections: route.count, delivered: 0, attempts: 0, ok: false };
@@ -92,80 +105,66 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
     async deliver(payload: PushPayload, messageId: string) {
       const log = options.log;
       if (!log) throw new Error('createPushProcessor: deliver() needs options.log');
-      return processor.process({ id: messageId, type: 'push', priority: 5, attempt: 1, payload, hash: {}, signal: never, log, progress() {} });
+      return run({ id: messageId, type: 'push', priority: 5, attempt: 1, payload, hash: {}, signal: never, log, progress() {} }, true);
     },
-    async process(ctx: TaskContext) {
-      const push = parsePayload(ctx.payload);
-      // The seed docs' "[Consumer 2] ..." prefix; pino's bindings() parses JSON, so once per task.
-      const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
-      const seq = Number(ctx.hash.seq ?? 0);
-      // Built once by the push contract; the same text goes to history, offline lists and comets.
-      const json = messageBody(ctx.id, seq, push.message);
-      const proto = messageProto(ctx.id, seq, json);
-      // Recorded before delivery (in the routing read's transaction), so a client that misses
-      // it can still recover it by seq.
-      const history = options.history && options.history.max > 0 ? options.history : null;
-      const recordHistory = (multi: ChainableCommander) => {
-        // History is indexed by seq: messages without one (status notifications) are not kept.
-        if (!history || push.mode !== 'room' || !seq) return;
-        const key = options.keys.roomHistory(push.roomId!);
-        multi.xadd(key, 'MAXLEN', '~', String(history.max), '*', 'seq', String(seq), 'id', ctx.id, 'body', json).expire(key, history.ttlSeconds);
-      };
-      let routes: Route[];
-      let total: number;
-      if (push.mode === 'broadcast') {
-        const comets = await lookup.comets('alive', options.deadAfterMs);
-        routes = comets.map((cometId) => ({ cometId, count: 0, connIds: [], userIds: [] }));
-        total = 0;
-      } else {
-        const readStarted = performance.now();
-        const found = push.mode === 'room' ? await lookup.room(push.roomId!, recordHistory) : await lookup.users(push.userIds!);
-        if (options.metrics) {
-          options.metrics.redis(push.mode === 'room' ? 'get_room_connections' : 'get_user_connections', (performance.now() - readStarted) / 1000);
-          if (push.mode === 'room') options.metrics.roomConnections(found.total);
-        }
-        if (push.mode === 'users' && options.offline && options.offline.max > 0) {
-          const online = new Set(found.byComet.flatMap((r) => r.userIds));
-          const offline = push.userIds!.filter((u) => !online.has(u));
-          if (offline.length > 0) {
-            const max = options.offline.max;
-            const ttl = options.offline.ttlSeconds;
-            // One pipeline per slot: on a cluster each user's keys are a slot of their own.
-            await perSlot(
-              options.redis,
-              offline.map((user) => {
-                const key = options.keys.userOffline(user);
-                return { key, add: (p: ChainableCommander) => p.lpush(key, json).ltrim(key, 0, max - 1).expire(key, ttl) };
-              }),
-            );
-            ctx.log.info(`Stored for ${offline.length} offline users: ${offline.join(',')}`);
-          }
-        }
-        const gone = await deadComets();
-        // Routing of a comet that stopped heartbeating is skipped (its connections are gone).
-        routes = found.byComet.filter((r) => !gone.has(r.cometId));
-        total = found.total;
-        if (push.mode === 'room') ctx.log.info(`Room ${push.roomId} has ${total} connections`);
-        else ctx.log.info(`Users ${push.userIds!.join(',')} have ${total} connections`);
-        ctx.log.info(`Grouped ${routes.reduce((n, r) => n + r.count, 0)} connections into ${routes.length} comet nodes`);
-      }
-      const outcomes = await Promise.all(
-        routes.map((route) =>
-          send(ctx, prefix, route, () =>
-            push.mode === 'room'
-              ? options.clients.broadcastRoom(route.cometId, push.roomId!, proto)
-              : push.mode === 'users'
-                ? options.clients.pushMsg(route.cometId, route.connIds, proto)
-                : options.clients.broadcast(route.cometId, proto),
-          ),
-        ),
-      );
-      if (options.metrics) for (const o of outcomes) options.metrics.dispatched(o.comet, o.ok);
-      const sent = outcomes.filter((o) => o.ok).reduce((n, o) => n + (push.mode === 'broadcast' ? o.delivered : o.connections), 0);
-      const failed = outcomes.filter((o) => !o.ok).reduce((n, o) => n + o.connections, 0);
-      ctx.log.info(`${prefix} Message distributed: sent=${sent}, failed=${failed}, comet_nodes=${outcomes.length}`);
-      return { sent, failed, comet_nodes: outcomes.length, connections: total, nodes: outcomes };
-    },
+    process: (ctx: TaskContext) => run(ctx, false),
   };
   return processor;
+
+  /** One push; room messages join the current batch (notification: a status message, not a task). */
+  async function run(ctx: TaskContext, notification: boolean) {
+    const push = parsePayload(ctx.payload);
+    const seq = Number(ctx.hash.seq ?? 0);
+    // Built once by the push contract (which drops a caller's id/seq: DESIGN §4); the same text
+    // goes to history, offline lists and comets.
+    const json = messageBody(ctx.id, seq, push.message);
+    const proto = messageProto(ctx.id, seq, json);
+    if (push.mode === 'room') return rooms.deliver({ ctx, roomId: push.roomId!, seq, json, proto, notification });
+    // The seed docs' "[Consumer 2] ..." prefix; pino's bindings() parses JSON, so once per task.
+    const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
+    let routes: Route[];
+    let total: number;
+    if (push.mode === 'broadcast') {
+      const comets = await lookup.comets('alive', options.deadAfterMs);
+      routes = comets.map((cometId) => ({ cometId, count: 0, connIds: [], userIds: [] }));
+      total = 0;
+    } else {
+      const found = await usersRoutes(push.userIds!);
+      if (options.offline && options.offline.max > 0) {
+        const online = new Set(found.byComet.flatMap((r) => r.userIds));
+        const offline = push.userIds!.filter((u) => !online.has(u));
+        if (offline.length > 0) {
+          const max = options.offline.max;
+          const ttl = options.offline.ttlSeconds;
+          // One pipeline per slot: on a cluster each user's keys are a slot of their own.
+          await perSlot(
+            options.redis,
+            offline.map((user) => {
+              const key = options.keys.userOffline(user);
+              return { key, add: (p: ChainableCommander) => p.lpush(key, json).ltrim(key, 0, max - 1).expire(key, ttl) };
+            }),
+          );
+          ctx.log.info(`Stored for ${offline.length} offline users: ${offline.join(',')}`);
+        }
+      }
+      const gone = await deadComets();
+      // Routing of a comet that stopped heartbeating is skipped (its connections are gone).
+      routes = found.byComet.filter((r) => !gone.has(r.cometId));
+      total = found.total;
+      ctx.log.info(`Users ${push.userIds!.join(',')} have ${total} connections`);
+      ctx.log.info(`Grouped ${routes.reduce((n, r) => n + r.count, 0)} connections into ${routes.length} comet nodes`);
+    }
+    const outcomes = await Promise.all(
+      routes.map((route) =>
+        send(ctx, prefix, route, () =>
+          push.mode === 'users' ? options.clients.pushMsg(route.cometId, route.connIds, proto) : options.clients.broadcast(route.cometId, proto),
+        ),
+      ),
+    );
+    if (options.metrics) for (const o of outcomes) options.metrics.dispatched(o.comet, o.ok);
+    const sent = outcomes.filter((o) => o.ok).reduce((n, o) => n + (push.mode === 'broadcast' ? o.delivered : o.connections), 0);
+    const failed = outcomes.filter((o) => !o.ok).reduce((n, o) => n + o.connections, 0);
+    ctx.log.info(`${prefix} Message distributed: sent=${sent}, failed=${failed}, comet_nodes=${outcomes.length}`);
+    return { sent, failed, comet_nodes: outcomes.length, connections: total, nodes: outcomes };
+  }
 }

@@ -1,0 +1,84 @@
+// What one room message costs in Redis, end to end (issue 11, item 3): an in-process stack
+// (test/helpers/stack.ts: one redis-server, logic, job, 2 comets), 4 viewers and `idle` idle
+// members in one room; `n` messages posted through POST /logic/send with `inFlight` in flight.
+// Between CONFIG RESETSTAT and the last viewer's last message it reads INFO commandstats, INFO
+// stats (bytes) and INFO cpu, and prints calls and µs per message for every command.
+//   node --import tsx bench/push-redis-commands.ts [--root=/path/to/checkout] [--n=2000] [--in-flight=32] [--idle=200]
+// `--root` measures another checkout's src/ (e.g. the main branch) with the same script.
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const arg = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const root = resolve(arg('root', new URL('..', import.meta.url).pathname));
+const n = Number(arg('n', '2000'));
+const inFlight = Number(arg('in-flight', '32'));
+const idle = Number(arg('idle', '200'));
+
+const { startPushStack } = (await import(pathToFileURL(`${root}/test/helpers/stack.ts`).href)) as typeof import('../test/helpers/stack.ts');
+const { serverMessages } = (await import(pathToFileURL(`${root}/test/helpers/ws.ts`).href)) as typeof import('../test/helpers/ws.ts');
+const { waitFor } = (await import(pathToFileURL(`${root}/test/helpers/wait.ts`).href)) as typeof import('../test/helpers/wait.ts');
+
+const stack = await startPushStack(2);
+const room = 'video_123';
+const viewers: Awaited<ReturnType<typeof stack.connect>>[] = [];
+for (const [i, comet] of stack.comets.entries()) {
+  for (let v = 0; v < 2; v++) viewers.push(await stack.connect(comet, `viewer_${i}_${v}`, room));
+}
+const idlers: typeof viewers = [];
+for (let i = 0; i < idle; i++) {
+  const c = await stack.connect(stack.comets[i % 2]!, `idle_${i}`, room);
+  c.ws.removeAllListeners('message'); // receives, but nothing is kept
+  idlers.push(c);
+}
+const redis = stack.client;
+const send = (i: number) => stack.post('/logic/send', { roomId: room, userId: 'host', messages: [{ content: `m${i}` }] });
+// Warm-up: every path compiled and every connection open before the counters start.
+for (let i = 0; i < 100; i++) await send(-i);
+await waitFor(() => viewers.every((v) => serverMessages(v).length >= 100), 'warm-up', 60_000);
+for (const v of viewers) v.frames.length = 0;
+
+const info = async (section: string) =>
+  Object.fromEntries(
+    (await redis.info(section))
+      .split('\r\n')
+      .filter((l) => l.includes(':'))
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]),
+  ) as Record<string, string>;
+const cpu = async () => {
+  const c = await info('cpu');
+  return (Number(c.used_cpu_sys_main_thread ?? c.used_cpu_sys) + Number(c.used_cpu_user_main_thread ?? c.used_cpu_user)) * 1e6;
+};
+await redis.config('RESETSTAT');
+const before = { stats: await info('stats'), cpu: await cpu() };
+let next = 0;
+await Promise.all(
+  Array.from({ length: inFlight }, async () => {
+    while (next < n) await send(next++);
+  }),
+);
+await waitFor(() => viewers.every((v) => serverMessages(v).length >= n), 'all messages', 120_000);
+// Settlement follows delivery: wait until the queue holds no task in flight.
+await waitFor(async () => (await stack.job.runner.inflight) === 0, 'settled', 60_000);
+const after = { stats: await info('stats'), cpu: await cpu(), commands: await info('commandstats') };
+
+const rows = Object.entries(after.commands)
+  .map(([key, value]) => {
+    const f = Object.fromEntries(value.split(',').map((kv) => kv.split('='))) as Record<string, string>;
+    return { command: key.replace(/^cmdstat_/, ''), calls: Number(f.calls), usec: Number(f.usec) };
+  })
+  .filter((r) => !['info', 'config'].includes(r.command))
+  .sort((a, b) => b.usec - a.usec);
+const fmt = (x: number) => x.toFixed(2);
+console.log(`root ${root}: ${n} room messages, 4 viewers + ${idle} idle members on 2 comets, ${inFlight} POSTs in flight`);
+console.log('| command | calls per message | µs per message (commandstats) |');
+console.log('|---|---:|---:|');
+for (const r of rows) console.log(`| ${r.command} | ${fmt(r.calls / n)} | ${fmt(r.usec / n)} |`);
+const calls = rows.reduce((s, r) => s + r.calls, 0);
+const usec = rows.reduce((s, r) => s + r.usec, 0);
+console.log(`| **total** | **${fmt(calls / n)}** | **${fmt(usec / n)}** |`);
+const bytesIn = Number(after.stats.total_net_input_bytes) - Number(before.stats.total_net_input_bytes);
+const bytesOut = Number(after.stats.total_net_output_bytes) - Number(before.stats.total_net_output_bytes);
+console.log(`bytes per message: ${Math.round(bytesIn / n)} in, ${Math.round(bytesOut / n)} out; redis-server CPU (INFO cpu, main thread): ${fmt((after.cpu - before.cpu) / n)} µs per message`);
+for (const c of [...viewers, ...idlers]) c.ws.close();
+await stack.close();
+process.exit(0);
