@@ -13,7 +13,7 @@
 // So within one job process a connection gets a room's messages in claim order, which is seq order
 // for messages of one priority (docs/realtime.md says what holds across processes).
 import type { ChainableCommander } from 'ioredis';
-import type { ProtoMsg } from '../comet/proto.ts';
+import type { ProtoMsg } from '../contract/comet-proto.ts';
 import type { RoutingKeys } from '../routing/keys.ts';
 import type { RoutingLookup, Routes } from '../routing/lookup.ts';
 import type { Logger } from '../util/log.ts';

@@ -8,7 +8,7 @@
 // have lanes of their own and are never sent the same message again.
 import { setTimeout as delay } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import type { ProtoMsg } from '../comet/proto.ts';
+import type { ProtoMsg } from '../contract/comet-proto.ts';
 import type { CometClients } from './comet-clients.ts';
 import type { TaskContext } from './processor.ts';
 
