@@ -42,6 +42,7 @@ function toNewTask(body: GenerateBody, priority: number, requestId: string, keys
   if (body.audio) fields.audio = body.audio;
   if (body.user_id) fields.user_id = body.user_id;
   if (body.room_id) fields.room_id = body.room_id;
+  if (body.timeout_ms) fields.timeout_ms = String(body.timeout_ms);
   if (type === 'push') {
     // The schema made sure of one address and an object payload: the same task /logic/send makes.
     const push: PushPayload = body.room_id
