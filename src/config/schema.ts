@@ -87,6 +87,8 @@ export const envSchema = z.object({
   /** JSON bodies nested deeper than this are refused with 400 before parsing. */
   JSON_MAX_DEPTH: int(2, 1000).default(64),
   IDEMPOTENCY_TTL_SECONDS: int(1, 30 * 86400).default(86400),
+  /** The most tasks one POST /generate/batch may carry (all go to Redis in one script call per shard). */
+  BATCH_MAX: int(1, 10_000).default(1000),
 
   JOB_CONSUMERS: int(1, 256).default(4),
   JOB_CONCURRENCY: int(1, 10_000).default(16),

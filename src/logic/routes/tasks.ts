@@ -26,7 +26,7 @@ export interface TaskRoutesOptions {
 const NOTIFICATION_PRIORITY = 5;
 
 /** Same body, same fingerprint, whatever the key order: a replay is recognised as one. */
-function fingerprint(body: unknown): string {
+export function fingerprint(body: unknown): string {
   const canonical = (v: unknown): unknown =>
     Array.isArray(v)
       ? v.map(canonical)
@@ -36,7 +36,7 @@ function fingerprint(body: unknown): string {
   return createHash('sha256').update(JSON.stringify(canonical(body))).digest('hex').slice(0, 32);
 }
 
-function toNewTask(body: GenerateBody, priority: number, requestId: string, keys: RoutingKeys): NewTask {
+export function toNewTask(body: GenerateBody, priority: number, requestId: string, keys: RoutingKeys): NewTask {
   const type = body.type ?? 'audio';
   const fields: Record<string, string> = { request_id: requestId };
   if (body.audio) fields.audio = body.audio;
@@ -69,7 +69,7 @@ function toNewTask(body: GenerateBody, priority: number, requestId: string, keys
 }
 
 /** The `queued` status message of a task that asked for notifications, as a push task of its own. */
-function queuedNotification(taskId: string, task: NewTask, requestId: string): NewTask | null {
+export function queuedNotification(taskId: string, task: NewTask, requestId: string): NewTask | null {
   const hash = { type: task.type, priority: String(task.priority), ...task.fields };
   const target = statusTarget(hash);
   if (!target) return null;
