@@ -15,6 +15,7 @@ const SCRIPTS = {
   expired: { file: 'expired.lua' },
   cancel: { file: 'cancel.lua' },
   revive: { file: 'revive.lua' },
+  search: { file: 'search.lua' },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

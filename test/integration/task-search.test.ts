@@ -1,0 +1,179 @@
+// GET /tasks?status=&type=&group=&priority=&limit=&cursor= (issue 13 item 6) over fastify's
+// inject(), against a real Redis. Tasks are submitted through the API and moved through the
+// engine's own Lua scripts (claim, settle, cancel), so every index the search walks is the one
+// the engine keeps.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
+import { authHeader, testLogic } from '../helpers/logic.ts';
+import type { Settlement } from '../../src/queue/task.ts';
+
+let redis: TestRedis;
+let logic: Awaited<ReturnType<typeof testLogic>>;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  logic = await testLogic(redis.port, { bodyLimit: 1024 * 1024 });
+});
+afterAll(async () => {
+  await logic.close();
+  await redis.close();
+});
+
+type Summary = { task_id: string; type: string; status: string; priority: number; finished_at: string | null; error: string | null };
+type Page = { tasks: Summary[]; next_cursor: string | null; scanned: number };
+
+const get = (url: string) => logic.app.inject({ method: 'GET', url, headers: { authorization: authHeader } });
+
+async function page(query: string): Promise<Page> {
+  const res = await get(`/tasks?${query}`);
+  expect(res.statusCode, res.body).toBe(200);
+  return res.json() as Page;
+}
+
+/** Every page of a search, following next_cursor; fails on a repeated id. */
+async function all(query: string): Promise<{ ids: string[]; pages: number; tasks: Summary[] }> {
+  const tasks: Summary[] = [];
+  let cursor: string | null = null;
+  let pages = 0;
+  do {
+    const p: Page = await page(`${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    tasks.push(...p.tasks);
+    cursor = p.next_cursor;
+    pages++;
+    expect(pages).toBeLessThan(200);
+  } while (cursor);
+  const ids = tasks.map((t) => t.task_id);
+  expect(new Set(ids).size).toBe(ids.length);
+  return { ids, pages, tasks };
+}
+
+async function submit(tasks: unknown[]): Promise<string[]> {
+  const res = await logic.app.inject({
+    method: 'POST',
+    url: '/generate/batch',
+    headers: { authorization: authHeader, 'content-type': 'application/json' },
+    payload: JSON.stringify({ tasks }),
+  });
+  expect(res.statusCode).toBe(202);
+  return (res.json() as { tasks: { task_id: string }[] }).tasks.map((t) => t.task_id);
+}
+
+describe('GET /tasks: search by status and filters, cursor-paged', () => {
+  let audio: string[];
+  let echo3: string[];
+  let echo1: string[];
+  const outcome = { completed: [] as string[], failed: [] as string[], dead: [] as string[], retrying: [] as string[], processing: [] as string[], canceled: [] as string[] };
+
+  beforeAll(async () => {
+    echo3 = await submit(Array.from({ length: 25 }, (_, n) => ({ type: 'echo', payload: { n }, priority: 3 })));
+    audio = await submit(Array.from({ length: 15 }, (_, n) => ({ type: 'audio', audio: `https://example.com/${n}.mp3`, priority: 5 })));
+    echo1 = await submit(Array.from({ length: 5 }, (_, n) => ({ type: 'echo', payload: { n }, priority: 1 })));
+    // Pop order: the 15 audio tasks (priority 5), then the first 5 echo tasks of priority 3.
+    const claimed = (await logic.queue.tasks.claim(20, 60_000)).tasks;
+    expect(claimed.map((t) => t.id)).toEqual([...audio, ...echo3.slice(0, 5)]);
+    const plan: [string, Partial<Settlement>][] = [
+      ...Array.from({ length: 8 }, (): [string, Partial<Settlement>] => ['completed', { outcome: 'completed', fields: { result: '1' } }]),
+      ...Array.from({ length: 4 }, (): [string, Partial<Settlement>] => ['failed', { outcome: 'failed', fields: { error: 'bad input' } }]),
+      ...Array.from({ length: 3 }, (): [string, Partial<Settlement>] => ['dead', { outcome: 'dead', fields: { error: 'gave up' } }]),
+      ...Array.from({ length: 2 }, (): [string, Partial<Settlement>] => ['retrying', { outcome: 'retry', delayMs: 600_000, fields: { error: 'try later' } }]),
+    ];
+    // One settle call per task, so finish times are distinct or increase in this order.
+    for (const [i, [name, s]] of plan.entries()) {
+      const task = claimed[i]!;
+      expect(await logic.queue.tasks.settle([{ id: task.id, token: task.token, ...s } as Settlement])).toEqual([true]);
+      outcome[name as keyof typeof outcome].push(task.id);
+    }
+    outcome.processing = claimed.slice(plan.length).map((t) => t.id);
+    for (const id of [echo3[10]!, echo3[11]!]) {
+      expect((await logic.app.inject({ method: 'DELETE', url: `/tasks/${id}`, headers: { authorization: authHeader } })).statusCode).toBe(200);
+      outcome.canceled.push(id);
+    }
+  });
+
+  it('lists every status from its index, in the index order, page by page without repeats or gaps', async () => {
+    const queued = [...echo3.slice(5).filter((id) => !outcome.canceled.includes(id)), ...echo1];
+    const q = await all('status=queued&limit=3');
+    expect(q.ids).toEqual(queued);
+    expect(q.pages).toBeGreaterThan(5);
+    expect(q.tasks[0]).toMatchObject({ type: 'echo', status: 'queued', priority: 3, finished_at: null });
+
+    // Newest first: the reverse of the order they finished in.
+    expect((await all('status=completed&limit=3')).ids).toEqual([...outcome.completed!].reverse());
+    const failed = await all('status=failed&limit=2');
+    expect(failed.ids).toEqual([...outcome.failed!].reverse());
+    expect(failed.tasks[0]).toMatchObject({ status: 'failed', type: 'audio', error: 'bad input', finished_at: expect.any(String) });
+    expect((await all('status=dead&limit=2')).ids).toEqual([...outcome.dead!].reverse());
+    expect((await all('status=retrying')).ids.sort()).toEqual([...outcome.retrying!].sort());
+    expect((await all('status=processing&limit=1')).ids.sort()).toEqual([...outcome.processing!].sort());
+    expect((await all('status=canceled')).ids).toEqual([...outcome.canceled!].reverse());
+  });
+
+  it('filters by type and priority while walking', async () => {
+    expect((await all('status=queued&priority=1&limit=2')).ids).toEqual(echo1);
+    expect((await all('status=queued&type=echo&priority=3')).ids).toHaveLength(18);
+    expect((await all('status=completed&type=audio')).ids).toEqual([...outcome.completed!].reverse());
+    expect((await all('status=completed&type=echo')).ids).toEqual([]);
+    expect((await all('status=processing&type=echo')).ids.sort()).toEqual([...outcome.processing!].sort());
+    expect((await all('status=queued&group=tenant-a')).ids).toEqual([]);
+  });
+
+  it('continues after its cursor when the tasks of the last page have left the index since', async () => {
+    const before = (await all('status=queued&type=echo&priority=3')).ids;
+    const first = await page('status=queued&type=echo&priority=3&limit=4');
+    expect(first.tasks.map((t) => t.task_id)).toEqual(before.slice(0, 4));
+    // Claiming pops the head of the queue: the cursor's own entry is gone.
+    const popped = (await logic.queue.tasks.claim(3, 60_000)).tasks.map((t) => t.id);
+    expect(popped).toEqual(before.slice(0, 3));
+    const rest: string[] = [];
+    let cursor = first.next_cursor;
+    while (cursor) {
+      const p = await page(`status=queued&type=echo&priority=3&limit=4&cursor=${encodeURIComponent(cursor)}`);
+      rest.push(...p.tasks.map((t) => t.task_id));
+      cursor = p.next_cursor;
+    }
+    expect(rest).toEqual(before.slice(4));
+  });
+
+  it('examines a bounded number of entries per request and says where to go on', async () => {
+    await submit(Array.from({ length: 1000 }, () => ({ type: 'echo', priority: 2 })));
+    await submit(Array.from({ length: 200 }, () => ({ type: 'echo', priority: 2 })));
+    const first = await page('status=queued&type=audio&limit=100');
+    expect(first).toMatchObject({ tasks: [], scanned: 1000, next_cursor: expect.any(String) });
+    const second = await page(`status=queued&type=audio&limit=100&cursor=${encodeURIComponent(first.next_cursor!)}`);
+    expect(second.tasks).toEqual([]);
+    expect(second.next_cursor).toBeNull();
+    expect(second.scanned).toBe((await logic.redis.zcard(logic.keys.tasks.queue)) - 1000);
+  });
+
+  it('keeps the finished index to the retention window', async () => {
+    const finished = logic.keys.tasks.finished;
+    await logic.redis.zadd(finished, '1000', 'ancient-expired-task');
+    const [task] = (await logic.queue.tasks.claim(1, 60_000)).tasks;
+    await logic.queue.tasks.settle([{ id: task!.id, token: task!.token, outcome: 'completed' }]);
+    expect(await logic.redis.zscore(finished, 'ancient-expired-task')).toBeNull();
+    expect(await logic.redis.zscore(finished, task!.id)).not.toBeNull();
+  });
+
+  it('refuses bad parameters with 400 naming the field, and asks for credentials', async () => {
+    const cursor = (await page('status=queued&limit=1')).next_cursor!;
+    const cases: [string, string][] = [
+      ['', 'status'],
+      ['status=finished', 'status'],
+      ['status=queued&limit=0', 'limit'],
+      ['status=queued&limit=101', 'limit'],
+      ['status=queued&limit=ten', 'limit'],
+      ['status=queued&priority=7', 'priority'],
+      ['status=queued&type=no%20spaces', 'type'],
+      ['status=queued&colour=red', 'colour'],
+      ['status=queued&cursor=not-a-cursor', 'cursor'],
+      [`status=queued&type=echo&cursor=${encodeURIComponent(cursor)}`, 'cursor'],
+      [`status=dead&cursor=${encodeURIComponent(cursor)}`, 'cursor'],
+    ];
+    for (const [query, field] of cases) {
+      const res = await get(`/tasks?${query}`);
+      expect(res.statusCode, query).toBe(400);
+      expect(res.json(), query).toMatchObject({ error: 'validation_failed', fields: [expect.objectContaining({ field })] });
+    }
+    expect((await logic.app.inject({ method: 'GET', url: '/tasks?status=queued' })).statusCode).toBe(401);
+  });
+});
