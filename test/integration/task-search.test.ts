@@ -4,8 +4,16 @@
 // the engine keeps.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
-import { authHeader, testLogic } from '../helpers/logic.ts';
+import { AUTH, authHeader, testLogic } from '../helpers/logic.ts';
+import type { Redis } from 'ioredis';
 import type { Settlement } from '../../src/queue/task.ts';
+import { buildLogicApp } from '../../src/logic/app.ts';
+import { LOGIC_TASK_TYPES } from '../../src/logic/main.ts';
+import { createRedis } from '../../src/redis/connect.ts';
+import { queueKeys } from '../../src/queue/keys.ts';
+import { TaskQueue } from '../../src/queue/task-queue.ts';
+import { silentLogger } from '../../src/util/log.ts';
+import { uniquePrefix } from '../helpers/redis.ts';
 
 let redis: TestRedis;
 let logic: Awaited<ReturnType<typeof testLogic>>;
@@ -175,5 +183,57 @@ describe('GET /tasks: search by status and filters, cursor-paged', () => {
       expect(res.json(), query).toMatchObject({ error: 'validation_failed', fields: [expect.objectContaining({ field })] });
     }
     expect((await logic.app.inject({ method: 'GET', url: '/tasks?status=queued' })).statusCode).toBe(401);
+  });
+});
+
+describe('on a sharded queue (REDIS_QUEUE_SHARDS=3)', () => {
+  let sharded: { app: Awaited<ReturnType<typeof buildLogicApp>>; queue: TaskQueue; redis: Redis };
+
+  beforeAll(async () => {
+    const client = createRedis({ host: '127.0.0.1', port: redis.port, db: 0, password: '' }, 'api', 'test-sharded-logic');
+    await client.connect();
+    const queue = new TaskQueue(client, queueKeys({ keyPrefix: uniquePrefix(), shards: 3 }), { retentionSeconds: 3600, idempotencyTtlSeconds: 600 });
+    const app = await buildLogicApp({ queue, redis: client, credentials: AUTH, defaultPriority: 3, bodyLimit: 1024 * 1024, taskTypes: LOGIC_TASK_TYPES, log: silentLogger });
+    sharded = { app, queue, redis: client };
+  });
+  afterAll(async () => {
+    await sharded?.app.close();
+    sharded?.redis.disconnect();
+  });
+
+  it('a batch is one enqueue call per shard, and a search walks every shard once, across page boundaries', async () => {
+    const calls = async () => {
+      const stats = await sharded.redis.info('commandstats');
+      return [...stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    const send = (n: number) =>
+      sharded.app.inject({
+        method: 'POST',
+        url: '/generate/batch',
+        headers: { authorization: authHeader, 'content-type': 'application/json' },
+        payload: JSON.stringify({ tasks: Array.from({ length: n }, (_, i) => ({ type: 'echo', payload: { i }, priority: 1 + (i % 5) })) }),
+      });
+    expect((await send(3)).statusCode).toBe(202); // loads the script on this Redis
+    const before = await calls();
+    const res = await send(30);
+    expect(res.statusCode).toBe(202);
+    expect(await calls()).toBe(before + 3);
+    const ids = [...(res.json() as { tasks: { task_id: string }[] }).tasks.map((t) => t.task_id)];
+    expect(new Set(ids.map((id) => id.split('-')[0]))).toEqual(new Set(['0', '1', '2']));
+
+    const found: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await sharded.app.inject({ method: 'GET', url: `/tasks?status=queued&limit=4${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, headers: { authorization: authHeader } });
+      expect(page.statusCode).toBe(200);
+      const body = page.json() as { tasks: { task_id: string }[]; next_cursor: string | null };
+      found.push(...body.tasks.map((t) => t.task_id));
+      cursor = body.next_cursor;
+    } while (cursor);
+    expect(found).toHaveLength(33);
+    expect(new Set(found).size).toBe(33);
+    expect(found.filter((id) => ids.includes(id))).toHaveLength(30);
+    const p5 = await sharded.app.inject({ method: 'GET', url: '/tasks?status=queued&priority=5&limit=100', headers: { authorization: authHeader } });
+    expect((p5.json() as { tasks: { priority: number }[] }).tasks.map((t) => t.priority)).toEqual(Array(6).fill(5));
   });
 });
