@@ -7,6 +7,7 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
 import { AUTH, authHeader, testLogic } from '../helpers/logic.ts';
 import type { Redis } from 'ioredis';
 import type { Settlement } from '../../src/queue/task.ts';
+import { STATUS_INDEXES, type StatusIndex } from '../../src/queue/task-search.ts';
 import { buildLogicApp } from '../../src/logic/app.ts';
 import { LOGIC_TASK_TYPES } from '../../src/logic/main.ts';
 import { createRedis } from '../../src/redis/connect.ts';
@@ -123,6 +124,31 @@ describe('GET /tasks: search by status and filters, cursor-paged', () => {
     expect((await all('status=completed&type=echo')).ids).toEqual([]);
     expect((await all('status=processing&type=echo')).ids.sort()).toEqual([...outcome.processing!].sort());
     expect((await all('status=queued&group=tenant-a')).ids).toEqual([]);
+  });
+
+  it('walks a status spread over several sets one set after another (STATUS_INDEXES allows more than one)', async () => {
+    const entry: StatusIndex = STATUS_INDEXES.processing;
+    const original = entry.keys;
+    const extra = `${logic.keys.tasks.queue}:test-extra`;
+    // A second set holding the same leased ids in another order, as a per-group set would.
+    await logic.redis.zadd(extra, ...outcome.processing.flatMap((id, i) => [String(100 - i), id]));
+    entry.keys = (k) => [k.tasks.processing, extra];
+    try {
+      const walk = await all('status=processing&limit=2').catch((err: unknown) => err);
+      expect(walk).toBeInstanceOf(Error); // the same id twice: all() refuses repeats
+      const ids: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const p: Page = await page(`status=processing&limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+        ids.push(...p.tasks.map((t) => t.task_id));
+        cursor = p.next_cursor;
+      } while (cursor);
+      const leased = (await logic.redis.zrange(logic.keys.tasks.processing, '0', '-1'));
+      expect(ids).toEqual([...leased, ...[...outcome.processing].reverse()]);
+    } finally {
+      entry.keys = original;
+      await logic.redis.del(extra);
+    }
   });
 
   it('continues after its cursor when the tasks of the last page have left the index since', async () => {
