@@ -97,6 +97,9 @@ describe('pushline queue find', () => {
     expect(second.stdout).toMatch(new RegExp(`^${waiting[0]}  echo  p1  queued`, 'm'));
     expect(second.stdout).not.toContain('more:');
 
+    // The finished index, with redis-cli alone.
+    expect((await run('bash', [SCRIPT], { env, cwd: tmpdir() })).stdout).toMatch(/:finished\s+2\s+completed\/failed\/canceled/);
+
     const bad = await run(process.execPath, [BIN, 'queue', 'find', '-s', 'finished'], { env, cwd: tmpdir() }).catch((e) => e);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--status must be one of: queued, retrying');
