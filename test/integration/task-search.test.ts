@@ -188,6 +188,21 @@ describe('GET /tasks: search by status and filters, cursor-paged', () => {
     expect(await logic.redis.zscore(finished, task!.id)).not.toBeNull();
   });
 
+  it('walking newest first, continues after its cursor when that task has left the index', async () => {
+    const newestFirst = [...outcome.dead].reverse();
+    const first = await page('status=dead&limit=1');
+    expect(first.tasks.map((t) => t.task_id)).toEqual([newestFirst[0]]);
+    expect(await logic.queue.tasks.discardDead(newestFirst[0]!)).toBe(true);
+    const rest: string[] = [];
+    let cursor = first.next_cursor;
+    while (cursor) {
+      const p = await page(`status=dead&limit=1&cursor=${encodeURIComponent(cursor)}`);
+      rest.push(...p.tasks.map((t) => t.task_id));
+      cursor = p.next_cursor;
+    }
+    expect(rest).toEqual(newestFirst.slice(1));
+  });
+
   it('refuses bad parameters with 400 naming the field, and asks for credentials', async () => {
     const cursor = (await page('status=queued&limit=1')).next_cursor!;
     const cases: [string, string][] = [
@@ -200,6 +215,7 @@ describe('GET /tasks: search by status and filters, cursor-paged', () => {
       ['status=queued&type=no%20spaces', 'type'],
       ['status=queued&colour=red', 'colour'],
       ['status=queued&cursor=not-a-cursor', 'cursor'],
+      ['status=queued&type=echo&type=audio', 'type'],
       [`status=queued&type=echo&cursor=${encodeURIComponent(cursor)}`, 'cursor'],
       [`status=dead&cursor=${encodeURIComponent(cursor)}`, 'cursor'],
     ];

@@ -18,17 +18,17 @@ export const taskSearchQuerySchema = z.strictObject({
   status: z
     .enum(SEARCH_STATUSES as [SearchStatus, ...SearchStatus[]], { message: STATUS_MESSAGE })
     .describe(`which index is walked, and in which order: ${SEARCH_STATUSES.map((s) => `${s}: ${STATUS_INDEXES[s].orderedBy}`).join('; ')}`),
-  type: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, { message: 'type must be a task type name (1-64 letters, digits, _ . -)' }).optional(),
-  group: z.string().min(1, { message: 'group must not be empty' }).max(128, { message: 'group must be at most 128 characters' }).optional(),
-  priority: z.string().regex(/^[1-5]$/, { message: PRIORITY_MESSAGE }).transform(Number).optional(),
+  type: z.string({ message: 'type must be given once' }).regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, { message: 'type must be a task type name (1-64 letters, digits, _ . -)' }).optional(),
+  group: z.string({ message: 'group must be given once' }).min(1, { message: 'group must not be empty' }).max(128, { message: 'group must be at most 128 characters' }).optional(),
+  priority: z.string({ message: PRIORITY_MESSAGE }).regex(/^[1-5]$/, { message: PRIORITY_MESSAGE }).transform(Number).optional(),
   limit: z
-    .string()
+    .string({ message: LIMIT_MESSAGE })
     .regex(/^[0-9]{1,3}$/, { message: LIMIT_MESSAGE })
     .transform(Number)
     .pipe(z.number().min(1, { message: LIMIT_MESSAGE }).max(SEARCH_MAX_LIMIT, { message: LIMIT_MESSAGE }))
     .optional()
     .describe(`tasks per page, 1 to ${SEARCH_MAX_LIMIT} (default 20)`),
-  cursor: z.string().max(1024, { message: 'cursor is not one this API returned' }).optional().describe('next_cursor of the previous page'),
+  cursor: z.string({ message: 'cursor must be given once' }).max(1024, { message: 'cursor is not one this API returned' }).optional().describe('next_cursor of the previous page'),
 });
 
 const summarySchema = z.object({
