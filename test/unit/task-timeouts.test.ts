@@ -1,7 +1,12 @@
-// TASK_TIMEOUT_MS / TASK_TIMEOUTS and which timeout a task gets (src/job/timeouts.ts).
+// TASK_TIMEOUT_MS / TASK_TIMEOUTS, which timeout a task gets (src/job/timeouts.ts), and the
+// verdicts the task handler gives with them (the end-to-end case: test/integration/task-timeouts.test.ts).
 import { describe, expect, it } from 'vitest';
 import { parseEnv } from '../../src/config/load.ts';
 import { timeoutOf } from '../../src/job/timeouts.ts';
+import { ProcessorRegistry, type Processor } from '../../src/job/processor.ts';
+import { createTaskHandler } from '../../src/job/task-handler.ts';
+import type { ClaimedTask } from '../../src/queue/task.ts';
+import { silentLogger } from '../../src/util/log.ts';
 
 describe('task timeout settings', () => {
   it('parses TASK_TIMEOUTS as type=ms pairs over TASK_TIMEOUT_MS', () => {
@@ -29,5 +34,25 @@ describe('task timeout settings', () => {
       expect(parsed.ok).toBe(false);
       if (!parsed.ok) expect(parsed.errors.join('\n')).toMatch(new RegExp(`^TASK_TIMEOUTS.*${problem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 'm'));
     }
+  });
+});
+
+describe('the task handler with timeouts', () => {
+  const policy = { maxAttempts: 3, baseMs: 10, maxMs: 100 };
+  const control = { signal: new AbortController().signal };
+  const task = (hash: Record<string, string>, attempt = 1): ClaimedTask => ({ id: '000000000042', token: String(attempt), attempt, hash: { type: 'work', priority: '3', ...hash } });
+  const never: Processor = { type: 'work', process: () => new Promise(() => {}) };
+  const quick: Processor = { type: 'work', process: async () => ({ ok: true }) };
+
+  it('gives a retry verdict at the deadline of a processor that never returns, and dead-letters the last attempt', async () => {
+    const handler = createTaskHandler(new ProcessorRegistry([never]), policy, silentLogger, { timeouts: { defaultMs: 0, byType: { work: 30 } } });
+    expect(await handler(task({}), control)).toMatchObject({ outcome: 'retry', fields: { error: 'timed out after 30 ms (timeout_ms)', timed_out: '1' } });
+    expect(await handler(task({ timeout_ms: '20' }, 3), control)).toMatchObject({ outcome: 'dead', fields: { error: 'timed out after 20 ms (timeout_ms)', timed_out: '1' } });
+  });
+
+  it('clears timed_out when a later attempt finishes in time, and writes nothing about it otherwise', async () => {
+    const handler = createTaskHandler(new ProcessorRegistry([quick]), policy, silentLogger, { timeouts: { defaultMs: 1000, byType: {} } });
+    expect(await handler(task({ timed_out: '1' }, 2), control)).toEqual({ outcome: 'completed', fields: { result: '{"ok":true}', timed_out: '0' } });
+    expect(await handler(task({}), control)).toEqual({ outcome: 'completed', fields: { result: '{"ok":true}' } });
   });
 });
