@@ -234,6 +234,49 @@ queueCommand
   });
 
 queueCommand
+  .command('find')
+  .description('tasks of one status, filtered, a page at a time (what GET /tasks answers)')
+  .requiredOption('-s, --status <status>', 'queued, retrying, processing, completed, failed, canceled or dead')
+  .option('--type <type>', 'only tasks of this type')
+  .option('--group <group>', 'only tasks of this group')
+  .option('--priority <p>', 'only tasks of this priority', intOption('--priority', 1, 5))
+  .option('-n, --limit <n>', 'how many', intOption('--limit', 1, 100), 20)
+  .option('--cursor <cursor>', 'go on where the last page stopped')
+  .option('--json', 'machine-readable output (the API answer)')
+  .action(async (opts: { status: string; type?: string; group?: string; priority?: number; limit: number; cursor?: string; json?: boolean }) => {
+    const { searchTasks, SEARCH_STATUSES, BadCursorError } = await import('../queue/task-search.ts');
+    const status = SEARCH_STATUSES.find((s) => s === opts.status);
+    if (!status) {
+      process.stderr.write(`pushline: --status must be one of: ${SEARCH_STATUSES.join(', ')}\n`);
+      process.exit(2);
+    }
+    await withQueue(async (queue) => {
+      let page;
+      try {
+        page = await searchTasks(queue, {
+          status,
+          limit: opts.limit,
+          ...(opts.type !== undefined ? { type: opts.type } : {}),
+          ...(opts.group !== undefined ? { group: opts.group } : {}),
+          ...(opts.priority !== undefined ? { priority: opts.priority } : {}),
+          ...(opts.cursor !== undefined ? { cursor: opts.cursor } : {}),
+        });
+      } catch (err) {
+        if (!(err instanceof BadCursorError)) throw err;
+        process.stderr.write(`pushline: --cursor: ${err.message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      if (opts.json) return void process.stdout.write(JSON.stringify(page, null, 2) + '\n');
+      for (const t of page.tasks) {
+        process.stdout.write(`${t.task_id}  ${t.type}  p${t.priority}  ${t.status}${t.timed_out ? ' (timed out)' : ''}  attempts ${t.attempts}  ${t.finished_at ?? t.created_at ?? ''}  ${t.error ?? ''}\n`);
+      }
+      if (page.tasks.length === 0) process.stdout.write(`no ${status} tasks${page.next_cursor ? ` in the ${page.scanned} looked at` : ''}\n`);
+      if (page.next_cursor) process.stdout.write(`more: --cursor ${page.next_cursor}\n`);
+    });
+  });
+
+queueCommand
   .command('dead')
   .description('list dead-lettered tasks (newest first)')
   .option('-n, --limit <n>', 'how many', intOption('--limit', 1, 10_000), 20)

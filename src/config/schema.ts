@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseCommandTemplate } from '../audio/external-command.ts';
+import { MAX_TIMEOUT_MS, parseTypeTimeouts } from '../job/timeouts.ts';
 
 const int = (min: number, max: number) =>
   z
@@ -86,6 +87,8 @@ export const envSchema = z.object({
   /** JSON bodies nested deeper than this are refused with 400 before parsing. */
   JSON_MAX_DEPTH: int(2, 1000).default(64),
   IDEMPOTENCY_TTL_SECONDS: int(1, 30 * 86400).default(86400),
+  /** The most tasks one POST /generate/batch may carry (all go to Redis in one script call per shard). */
+  BATCH_MAX: int(1, 10_000).default(1000),
 
   JOB_CONSUMERS: int(1, 256).default(4),
   JOB_CONCURRENCY: int(1, 10_000).default(16),
@@ -98,6 +101,18 @@ export const envSchema = z.object({
   TASK_BACKOFF_MAX_MS: int(0, 86_400_000).default(300_000),
   TASK_RETENTION_SECONDS: int(0, 365 * 86400).default(7 * 86400),
   REAPER_INTERVAL_MS: int(100, 3_600_000).default(5000),
+  /** A run longer than this is aborted and counts as a failure (retried or dead-lettered); 0 = no timeout. A task's own timeout_ms wins. */
+  TASK_TIMEOUT_MS: int(0, MAX_TIMEOUT_MS).default(0),
+  /** Per-type timeouts over TASK_TIMEOUT_MS: `type=ms,type=ms` (audio=600000,push=10000); 0 = none for that type. */
+  TASK_TIMEOUTS: z
+    .string()
+    .default('')
+    .transform((text, ctx) => {
+      const parsed = parseTypeTimeouts(text);
+      if (parsed.ok) return parsed.value;
+      ctx.addIssue({ code: 'custom', message: parsed.message });
+      return z.NEVER;
+    }),
   /** GET /metrics of the job (logic and comet serve it on their own HTTP ports). Unset: 9464, or a free port when taken; 0: a free port. */
   JOB_METRICS_PORT: int(0, 65535).optional(),
   JOB_METRICS_HOST: z.string().trim().min(1).default('0.0.0.0'),

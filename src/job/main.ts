@@ -94,6 +94,7 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
     shutdownTimeoutMs: env.JOB_SHUTDOWN_TIMEOUT_MS,
     reaperIntervalMs: env.REAPER_INTERVAL_MS,
     taskPolicy: { maxAttempts: env.TASK_MAX_ATTEMPTS, baseMs: env.TASK_BACKOFF_MS, maxMs: env.TASK_BACKOFF_MAX_MS },
+    taskTimeouts: { defaultMs: env.TASK_TIMEOUT_MS, byType: env.TASK_TIMEOUTS },
     webhook: {
       secret,
       timeoutMs: env.WEBHOOK_TIMEOUT_MS,

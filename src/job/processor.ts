@@ -10,7 +10,7 @@ export interface TaskContext {
   attempt: number;
   payload: unknown;
   hash: TaskHash;
-  /** Aborted when the lease is lost or the job shuts down: stop and return soon. */
+  /** Aborted when the lease is lost, the job shuts down or the task's timeout passes (reason: TaskTimeoutError): stop and return soon. */
   signal: AbortSignal;
   log: Logger;
   /**

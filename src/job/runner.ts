@@ -10,6 +10,7 @@ import type { ProcessorRegistry } from './processor.ts';
 import { Reaper } from './reaper.ts';
 import { createTaskHandler, type RetryPolicy } from './task-handler.ts';
 import { createWebhookHandler } from './webhook-handler.ts';
+import type { TimeoutPolicy } from './timeouts.ts';
 import { settledEvent, type TaskNotifier } from './task-status.ts';
 import type { JobMetrics } from './metrics.ts';
 import type { Consumption, QueueBackend } from '../queue/backend.ts';
@@ -25,6 +26,8 @@ export interface JobRunnerOptions {
   shutdownTimeoutMs: number;
   reaperIntervalMs: number;
   taskPolicy: RetryPolicy;
+  /** TASK_TIMEOUT_MS / TASK_TIMEOUTS (a task's own timeout_ms wins). */
+  taskTimeouts?: TimeoutPolicy;
   webhook: {
     secret: string;
     timeoutMs: number;
@@ -57,7 +60,7 @@ export class JobRunner {
     for (let i = 0; i < engineConsumers; i++) {
       const log = o.log.child({ consumer: i });
       // One handler per consumer, so every task log line says which consumer ran it.
-      const taskHandler = createTaskHandler(o.registry, o.taskPolicy, log, { ...(o.notifier ? { notifier: o.notifier } : {}), ...(o.metrics ? { metrics: o.metrics } : {}) });
+      const taskHandler = createTaskHandler(o.registry, o.taskPolicy, log, { ...(o.notifier ? { notifier: o.notifier } : {}), ...(o.metrics ? { metrics: o.metrics } : {}), ...(o.taskTimeouts ? { timeouts: o.taskTimeouts } : {}) });
       this.consumers.push(
         await this.startConsumer(`consumer-${i}`, {
           index: i,
@@ -119,7 +122,7 @@ export class JobRunner {
   private async startExternal(backend: QueueBackend): Promise<void> {
     const o = this.options;
     const log = o.log.child({ consumer: backend.name });
-    const handler = createTaskHandler(o.registry, o.taskPolicy, log, { ...(o.notifier ? { notifier: o.notifier } : {}), ...(o.metrics ? { metrics: o.metrics } : {}) });
+    const handler = createTaskHandler(o.registry, o.taskPolicy, log, { ...(o.notifier ? { notifier: o.notifier } : {}), ...(o.metrics ? { metrics: o.metrics } : {}), ...(o.taskTimeouts ? { timeouts: o.taskTimeouts } : {}) });
     this.external = await backend.consume(
       async (task, control) => {
         const verdict = await handler(task, control);

@@ -7,6 +7,7 @@ import type { ClaimedTask } from '../queue/task.ts';
 import { PermanentError, type ProcessorRegistry } from './processor.ts';
 import type { TaskNotifier } from './task-status.ts';
 import type { JobMetrics } from './metrics.ts';
+import { NO_TIMEOUTS, TIMED_OUT_FIELD, TaskTimeoutError, runWithTimeout, timeoutOf, type TimeoutPolicy } from './timeouts.ts';
 
 export interface RetryPolicy extends BackoffPolicy {
   maxAttempts: number;
@@ -39,10 +40,13 @@ export function retryOrDead(
 export interface TaskHandlerHooks {
   notifier?: TaskNotifier;
   metrics?: JobMetrics;
+  /** TASK_TIMEOUT_MS / TASK_TIMEOUTS; a task's own timeout_ms wins. None when not given. */
+  timeouts?: TimeoutPolicy;
 }
 
 export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPolicy, log: Logger, hooks: TaskHandlerHooks = {}): Handler {
   const { notifier, metrics } = hooks;
+  const timeouts = hooks.timeouts ?? NO_TIMEOUTS;
   const infoOn = log.isLevelEnabled('info');
   const warnOn = log.isLevelEnabled('warn');
   return async (task, control) => {
@@ -75,8 +79,9 @@ export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPoli
           return { outcome: 'failed', fields: { error: 'payload is not valid JSON' } };
         }
       }
-      try {
-        const result = await processor.process({
+      const timeoutMs = timeoutOf(task.hash, timeouts);
+      const runProcessor = (signal: () => AbortSignal) =>
+        processor.process({
           id: task.id,
           type,
           priority: Number(task.hash.priority),
@@ -84,7 +89,7 @@ export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPoli
           payload,
           hash: task.hash,
           get signal() {
-            return control.signal;
+            return signal();
           },
           get log() {
             return logFor();
@@ -95,10 +100,20 @@ export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPoli
             notify.notify(task.id, task.hash, { status: 'processing', attempt: task.attempt, progress, ...(note !== undefined ? { note: String(note).slice(0, 200) } : {}) });
           },
         });
-        return { outcome: 'completed', fields: { result: JSON.stringify(result ?? null) } };
+      try {
+        // With a timeout the verdict comes at the deadline even if the processor never returns:
+        // its slot is free again and its late result is dropped here, never settled.
+        const result = await (timeoutMs > 0 ? runWithTimeout(timeoutMs, () => control.signal, runProcessor) : runProcessor(() => control.signal));
+        const fields: Record<string, string> = { result: JSON.stringify(result ?? null) };
+        // An earlier attempt timed out; this one did not.
+        if (task.hash[TIMED_OUT_FIELD]) fields[TIMED_OUT_FIELD] = '0';
+        return { outcome: 'completed', fields };
       } catch (err) {
-        if (err instanceof PermanentError) return { outcome: 'failed', fields: { error: errorText(err) } };
-        return retryOrDead(task.attempt, maxAttemptsOf(task, policy.maxAttempts), policy, { error: errorText(err) });
+        const fields: Record<string, string> = { error: errorText(err) };
+        if (err instanceof TaskTimeoutError) fields[TIMED_OUT_FIELD] = '1';
+        else if (task.hash[TIMED_OUT_FIELD]) fields[TIMED_OUT_FIELD] = '0';
+        if (err instanceof PermanentError) return { outcome: 'failed', fields };
+        return retryOrDead(task.attempt, maxAttemptsOf(task, policy.maxAttempts), policy, fields);
       }
     }
   };

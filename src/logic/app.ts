@@ -14,6 +14,8 @@ import { ApiError, codeForStatus, rawErrorResponse, type ApiErrorCode, type Fiel
 import { exceedsJsonDepth } from './json-depth.ts';
 import { healthRoutes } from './routes/health.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { batchRoutes } from './routes/batch.ts';
+import { taskSearchRoutes } from './routes/task-search.ts';
 import { pushRoutes } from './routes/push.ts';
 import { fileRoutes } from './routes/files.ts';
 import { RoutingRegistry } from '../routing/registry.ts';
@@ -47,11 +49,14 @@ export interface LogicDeps {
   requestTimeoutMs?: number;
   /** JSON_MAX_DEPTH: JSON bodies nested deeper are refused before parsing (400 json_too_deep). */
   jsonMaxDepth?: number;
+  /** BATCH_MAX: the most tasks one POST /generate/batch may carry. */
+  batchMax?: number;
 }
 
 /** Defaults for callers that build the app without config (tests); the env defaults live in src/config/schema.ts. */
 const FALLBACK_REQUEST_TIMEOUT_MS = 30_000;
 const FALLBACK_JSON_MAX_DEPTH = 64;
+const FALLBACK_BATCH_MAX = 1000;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -190,6 +195,16 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
     taskTypes: deps.taskTypes,
     keys: routingKeys(deps.queue.keys.prefix, deps.queue.keys.cluster),
   });
+  await app.register(batchRoutes, {
+    queue: deps.queue,
+    submit,
+    backendName: deps.backend?.name ?? 'redis',
+    defaultPriority: deps.defaultPriority,
+    taskTypes: deps.taskTypes,
+    keys: routingKeys(deps.queue.keys.prefix, deps.queue.keys.cluster),
+    batchMax: deps.batchMax ?? FALLBACK_BATCH_MAX,
+  });
+  await app.register(taskSearchRoutes, { queue: deps.queue });
   if (deps.audioWorkDir) await app.register(fileRoutes, { queue: deps.queue, workDir: deps.audioWorkDir });
   const registry = new RoutingRegistry(deps.redis, routingKeys(deps.queue.keys.prefix, deps.queue.keys.cluster), 300);
   await app.register(webRoutes, {

@@ -49,6 +49,7 @@ export async function startLogic(env: Env, log: Logger, listen: { host?: string;
     bodyLimit: env.BODY_LIMIT_BYTES,
     requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS,
     jsonMaxDepth: env.JSON_MAX_DEPTH,
+    batchMax: env.BATCH_MAX,
     taskTypes: [...LOGIC_TASK_TYPES, ...customTypes],
     log,
     authSecret: env.AUTH_SECRET || env.PUSHLINE_DEV ? authSecret(env) : null,

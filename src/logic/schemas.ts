@@ -1,6 +1,7 @@
 // Request and response shapes of the task API, as zod schemas (validation and, later, OpenAPI).
 import { z } from 'zod';
 import { TASK_ID_PATTERN } from '../queue/keys.ts';
+import { MAX_TIMEOUT_MS } from '../job/timeouts.ts';
 import { checkTargetUrl } from '../net/ssrf.ts';
 import { displayNameProblem, identifierProblem } from '../routing/ids.ts';
 import { RESERVED_MESSAGE_FIELDS } from '../contract/push-message.ts';
@@ -61,6 +62,15 @@ export const prioritySchema = z
   .max(5, { message: PRIORITY_MESSAGE })
   .optional();
 
+const TIMEOUT_MESSAGE = `timeout_ms must be a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS}`;
+/** A run longer than this is aborted and counts as a failure (src/job/timeouts.ts). */
+export const timeoutMsSchema = z
+  .number({ message: TIMEOUT_MESSAGE })
+  .int({ message: TIMEOUT_MESSAGE })
+  .min(1, { message: TIMEOUT_MESSAGE })
+  .max(MAX_TIMEOUT_MS, { message: TIMEOUT_MESSAGE })
+  .optional();
+
 export function generateBodySchema(types: readonly string[]) {
   return z
     .strictObject({
@@ -74,6 +84,7 @@ export function generateBodySchema(types: readonly string[]) {
       payload: z.unknown().optional(),
       user_id: identifier('user_id').optional(),
       room_id: identifier('room_id').optional(),
+      timeout_ms: timeoutMsSchema,
     })
     .superRefine((body, ctx) => {
       if (!body.type && !body.audio) {

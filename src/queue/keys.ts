@@ -46,6 +46,12 @@ export interface StageKeys {
   readonly dead: string;
   /** Wake-up ZSET that blocked consumers BZPOPMIN; the real queue is only touched in Lua. */
   readonly marker: string;
+  /**
+   * Task stage only: completed, failed and canceled task ids, score = finish time (ms), trimmed
+   * to the retention window: the index GET /tasks?status= walks. settle.lua and cancel.lua
+   * derive it from the queue key (`<queue>:finished`), the same slot in the tagged layout.
+   */
+  readonly finished: string;
 }
 
 /** The complete key set of one shard (the only shard unless REDIS_QUEUE_SHARDS > 1). */
@@ -90,6 +96,7 @@ function stageKeys(name: string): StageKeys {
     delayed: `${name}:delayed`,
     dead: `${name}:dead`,
     marker: `${name}:marker`,
+    finished: `${name}:finished`,
   };
 }
 

@@ -15,6 +15,7 @@ const SCRIPTS = {
   expired: { file: 'expired.lua' },
   cancel: { file: 'cancel.lua' },
   revive: { file: 'revive.lua' },
+  search: { file: 'search.lua' },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
@@ -31,6 +32,15 @@ function source(name: ScriptName): string {
 
 const prefix = 'pushline_';
 const defined = new WeakSet<Redis>();
+
+/**
+ * The command names the scripts are defined under. A Redis Cluster client with auto-pipelining
+ * must leave them out of it (redis/connect.ts): ioredis groups auto-pipelined commands by the slot
+ * of their first argument, which for a script is its key count, so calls for different shards in
+ * one event-loop turn would land in one pipeline, which a cluster refuses ("All keys in the
+ * pipeline should belong to the same slots allocation group").
+ */
+export const SCRIPT_COMMANDS: readonly string[] = Object.keys(SCRIPTS).map((name) => prefix + name);
 const observers = new WeakMap<Redis, (script: string, seconds: number) => void>();
 
 /** Times every script call made on this connection (metrics); one observer per connection. */

@@ -63,6 +63,8 @@ export function taskView(hash: TaskHash) {
     started_at: iso(hash.started_at),
     finished_at: iso(hash.finished_at),
     retry_at: iso(hash.retry_at),
+    ...(hash.timeout_ms ? { timeout_ms: int(hash.timeout_ms) } : {}),
+    ...(hash.timed_out ? { timed_out: hash.timed_out === '1' } : {}),
     ...(hash.user_id ? { user_id: hash.user_id } : {}),
     ...(hash.room_id ? { room_id: hash.room_id } : {}),
     webhook: hash.webhook_status

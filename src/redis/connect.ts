@@ -2,6 +2,7 @@
 // logic fails fast (so it answers 503 instead of hanging), workers wait out a Redis restart.
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Env } from '../config/schema.ts';
+import { SCRIPT_COMMANDS } from '../queue/scripts.ts';
 
 export type RedisRole = 'command' | 'blocking' | 'api';
 
@@ -93,7 +94,8 @@ export function createClusterClient(target: RedisTarget, nodeOptions: RedisOptio
     redisOptions: { ...redisOptions, ...(target.password ? { password: target.password } : {}) },
     scaleReads: 'master',
     lazyConnect: lazyConnect ?? true,
-    ...(enableAutoPipelining ? { enableAutoPipelining } : {}),
+    // Script calls stay out of auto-pipelines: they would be grouped by their key count (scripts.ts SCRIPT_COMMANDS).
+    ...(enableAutoPipelining ? { enableAutoPipelining, autoPipeliningIgnoredCommands: [...SCRIPT_COMMANDS] } : {}),
     ...(enableOfflineQueue === false ? { enableOfflineQueue: false } : {}),
     ...(role === 'api' ? {} : { clusterRetryStrategy: (times: number) => retryStrategy?.(times) ?? 1000 }),
   };

@@ -118,4 +118,30 @@ describe.skipIf(!available)(`browser (${available ? 'chromium' : `skipped: ${CHR
     await page.screenshot({ path: `${ARTIFACTS}dashboard-after.png`, fullPage: true });
     await context.close();
   });
+  it('the dashboard searches tasks by status and type (GET /tasks) and links each to its task', async () => {
+    const batch = await post('/generate/batch', { tasks: [{ type: 'echo', payload: { fail: 'permanent' } }, { type: 'echo', payload: { fine: true } }] });
+    expect(batch.statusCode).toBe(202);
+    const [failing, fine] = ((await batch.json()) as unknown as { tasks: { task_id: string }[] }).tasks.map((t) => t.task_id);
+    const status = async (id: string) => (await (await fetch(`${stack.logicUrl}/tasks/${id}`, { headers: { authorization: auth } })).json()) as { status: string };
+    await waitFor(async () => (await status(failing!)).status === 'failed' && (await status(fine!)).status === 'completed', 'both tasks finished', 30_000);
+
+    const context = await browser.newContext({ httpCredentials: { username: 'admin', password: 'password' } });
+    const page = await context.newPage();
+    await page.goto(`${stack.logicUrl}/dashboard`);
+    await page.waitForSelector('#state.ok');
+    await page.selectOption('#searchStatus', 'failed');
+    await page.fill('#searchType', 'echo');
+    await page.click('#searchForm button[type=submit]');
+    await page.waitForSelector(`tr[data-found="${failing}"]`);
+    expect(await page.textContent(`tr[data-found="${failing}"]`)).toContain('echo asked to fail');
+    expect(await page.getAttribute(`tr[data-found="${failing}"] a`, 'href')).toBe(`/tasks/${failing}`);
+    expect(await page.$(`tr[data-found="${fine}"]`)).toBeNull();
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-search.png`, fullPage: true });
+
+    await page.selectOption('#searchStatus', 'completed');
+    await page.click('#searchForm button[type=submit]');
+    await page.waitForSelector(`tr[data-found="${fine}"]`);
+    expect(await page.$(`tr[data-found="${failing}"]`)).toBeNull();
+    await context.close();
+  });
 });

@@ -80,6 +80,32 @@ describe('inspection', () => {
   });
 });
 
+describe('pushline queue find', () => {
+  it('lists tasks of a status with filters, page by page with --cursor, and refuses a bad status', async () => {
+    const { queue, created, env } = await seeded();
+    const claimed = (await queue.tasks.claim(2, 10_000)).tasks;
+    await queue.tasks.settle(claimed.map((t) => ({ id: t.id, token: t.token, outcome: 'failed' as const, fields: { error: 'bad input' } })));
+    const failed = await run(process.execPath, [BIN, 'queue', 'find', '--status', 'failed', '--type', 'echo'], { env, cwd: tmpdir() });
+    for (const t of claimed) expect(failed.stdout).toMatch(new RegExp(`^${t.id}  echo  p5  failed  attempts 1  \\S+  bad input$`, 'm'));
+
+    const first = JSON.parse((await run(process.execPath, [BIN, 'queue', 'find', '-s', 'queued', '-n', '2', '--json'], { env, cwd: tmpdir() })).stdout);
+    expect(first.next_cursor).toEqual(expect.any(String));
+    const second = await run(process.execPath, [BIN, 'queue', 'find', '-s', 'queued', '-n', '2', '--cursor', first.next_cursor], { env, cwd: tmpdir() });
+    const waiting = created.map((c) => c.id).filter((id) => !claimed.some((t) => t.id === id));
+    // Seeded with priorities 1, 5, 3, 5, 2; the two 5s were claimed: pop order 3, 2, then 1.
+    expect(first.tasks.map((t: { task_id: string }) => t.task_id)).toEqual([waiting[1], waiting[2]]);
+    expect(second.stdout).toMatch(new RegExp(`^${waiting[0]}  echo  p1  queued`, 'm'));
+    expect(second.stdout).not.toContain('more:');
+
+    // The finished index, with redis-cli alone.
+    expect((await run('bash', [SCRIPT], { env, cwd: tmpdir() })).stdout).toMatch(/:finished\s+2\s+completed\/failed\/canceled/);
+
+    const bad = await run(process.execPath, [BIN, 'queue', 'find', '-s', 'finished'], { env, cwd: tmpdir() }).catch((e) => e);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--status must be one of: queued, retrying');
+  });
+});
+
 describe('routing scripts', () => {
   it('setup_redis_test_data.sh writes the seed data set and check_redis_routing.sh shows it grouped by comet', async () => {
     const env = { ...process.env, REDIS_HOST: '127.0.0.1', REDIS_PORT: String(shared.redis.port), REDIS_KEY_PREFIX: uniquePrefix() };

@@ -63,6 +63,26 @@ describe('dashboard and demo API on a Redis Cluster, 3 queue shards', () => {
     expect((await overview()).enqueued_total).toBe(ids.length);
   });
 
+  it('POST /generate/batch spreads over the shards and GET /tasks finds the finished tasks of every shard', async () => {
+    const res = await stack.post('/generate/batch', { tasks: Array.from({ length: 6 }, (_, i) => ({ type: 'echo', payload: { batch: i }, priority: 4 })) });
+    expect(res.statusCode, res.body).toBe(202);
+    const ids = (res.json().tasks as { task_id: string }[]).map((t) => t.task_id);
+    expect(new Set(ids.map((id) => id.split('-')[0])).size).toBe(3);
+    const found = await waitFor(async () => {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page = await stack.app.inject({ method: 'GET', url: `/tasks?status=completed&priority=4&limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, headers: { authorization: authHeader } });
+        expect(page.statusCode, page.body).toBe(200);
+        const body = page.json() as { tasks: { task_id: string }[]; next_cursor: string | null };
+        seen.push(...body.tasks.map((t) => t.task_id));
+        cursor = body.next_cursor;
+      } while (cursor);
+      return seen.length === ids.length ? seen : null;
+    }, 'the batch completed and found on every shard');
+    expect([...found].sort()).toEqual([...ids].sort());
+  });
+
   it('/demo/api/online lists a room’s users whatever slot their connections hash to', async () => {
     const [a, b] = stack.comets;
     const clients = [await stack.connect(a!, 'ann', 'hall'), await stack.connect(b!, 'bob', 'hall'), await stack.connect(b!, 'cid', 'hall'), await stack.connect(a!, 'bob', 'hall')];

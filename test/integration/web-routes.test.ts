@@ -68,6 +68,20 @@ describe('API docs', () => {
     expect(doc.paths['/health']!.get!.security).toEqual([]);
   });
 
+  it('/docs/json documents timeout_ms, POST /generate/batch and GET /tasks with its query parameters', async () => {
+    type Op = { parameters?: { name: string; in: string; required?: boolean }[]; requestBody?: { content: Record<string, { schema: { properties: Record<string, Record<string, unknown>> } }> }; responses: Record<string, unknown> };
+    const doc = (await logic.app.inject({ method: 'GET', url: '/docs/json' })).json() as { paths: Record<string, Record<string, Op>> };
+    const generate = doc.paths['/generate']!.post!.requestBody!.content['application/json']!.schema;
+    expect(generate.properties.timeout_ms).toEqual({ type: 'integer', minimum: 1, maximum: 86_400_000 });
+    const batch = doc.paths['/generate/batch']!.post!;
+    expect(batch.requestBody!.content['application/json']!.schema.properties.tasks).toMatchObject({ type: 'array', minItems: 1, maxItems: 1000 });
+    expect(Object.keys(batch.responses)).toEqual(expect.arrayContaining(['202', '207']));
+    const search = doc.paths['/tasks']!.get!;
+    expect(search.parameters!.map((p) => [p.name, p.in, p.required ?? false])).toEqual([
+      ['status', 'query', true], ['type', 'query', false], ['group', 'query', false], ['priority', 'query', false], ['limit', 'query', false], ['cursor', 'query', false],
+    ]);
+  });
+
   it('/docs serves the page without credentials', async () => {
     const res = await logic.app.inject({ method: 'GET', url: '/docs' });
     expect(res.statusCode).toBe(200);

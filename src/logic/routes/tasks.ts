@@ -26,7 +26,7 @@ export interface TaskRoutesOptions {
 const NOTIFICATION_PRIORITY = 5;
 
 /** Same body, same fingerprint, whatever the key order: a replay is recognised as one. */
-function fingerprint(body: unknown): string {
+export function fingerprint(body: unknown): string {
   const canonical = (v: unknown): unknown =>
     Array.isArray(v)
       ? v.map(canonical)
@@ -36,12 +36,13 @@ function fingerprint(body: unknown): string {
   return createHash('sha256').update(JSON.stringify(canonical(body))).digest('hex').slice(0, 32);
 }
 
-function toNewTask(body: GenerateBody, priority: number, requestId: string, keys: RoutingKeys): NewTask {
+export function toNewTask(body: GenerateBody, priority: number, requestId: string, keys: RoutingKeys): NewTask {
   const type = body.type ?? 'audio';
   const fields: Record<string, string> = { request_id: requestId };
   if (body.audio) fields.audio = body.audio;
   if (body.user_id) fields.user_id = body.user_id;
   if (body.room_id) fields.room_id = body.room_id;
+  if (body.timeout_ms) fields.timeout_ms = String(body.timeout_ms);
   if (type === 'push') {
     // The schema made sure of one address and an object payload: the same task /logic/send makes.
     const push = pushPayload(body.room_id ? roomTarget(body.room_id) : usersTarget([body.user_id!]), stampedMessage(body.payload as object));
@@ -66,7 +67,7 @@ function toNewTask(body: GenerateBody, priority: number, requestId: string, keys
 }
 
 /** The `queued` status message of a task that asked for notifications, as a push task of its own. */
-function queuedNotification(taskId: string, task: NewTask, requestId: string): NewTask | null {
+export function queuedNotification(taskId: string, task: NewTask, requestId: string): NewTask | null {
   const hash = { type: task.type, priority: String(task.priority), ...task.fields };
   const push = statusPush(taskId, hash, { status: 'queued', attempt: 0 });
   if (!push) return null;

@@ -19,6 +19,8 @@ local t = redis.call('TIME')
 local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 redis.call('HSET', key, 'status', 'canceled', 'finished_at', now)
 redis.call('HDEL', key, 'retry_at')
+-- The finished index GET /tasks?status=canceled walks (keys.ts StageKeys.finished; settle.lua trims it).
+redis.call('ZADD', KEYS[1] .. ':finished', now, ARGV[2])
 if tonumber(ARGV[3]) > 0 then
   redis.call('EXPIRE', key, ARGV[3])
 end

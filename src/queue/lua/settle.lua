@@ -37,6 +37,10 @@ local taskPrefix, fp, baseField = ARGV[1], ARGV[2], ARGV[3]
 local retention = tonumber(ARGV[4])
 local forward = ARGV[5] == '1'
 local count = tonumber(ARGV[6])
+-- Task stage: completed and failed ids go to the finished index GET /tasks?status= walks
+-- (keys.ts StageKeys.finished: `<queue>:finished`, in the queue's slot), trimmed below.
+local finishedKey = queue .. ':finished'
+local indexed = false
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -87,6 +91,9 @@ for item = 1, count do
         end
         if outcome == 'dead' then
           redis.call('ZADD', dead, nowStr, id)
+        elseif fp == '' then
+          redis.call('ZADD', finishedKey, nowStr, id)
+          indexed = true
         end
         if hooked then
           redis.call('ZADD', nextQueue, string.format('%d', now * (6 - tonumber(v[5]))), id)
@@ -121,6 +128,10 @@ end
 
 for i = 1, #unleased, 1000 do
   redis.call('ZREM', processing, unpack(unleased, i, math.min(i + 999, #unleased)))
+end
+-- The finished index keeps no id whose hash has expired (retention) for longer than until the next settle.
+if indexed and retention > 0 then
+  redis.call('ZREMRANGEBYSCORE', finishedKey, '-inf', string.format('(%d', now - retention * 1000))
 end
 -- Requeued work, or a new earliest retry time, must reach a consumer that is blocked.
 if wake then

@@ -57,5 +57,36 @@ async function refresh() {
   $('hooks').innerHTML = o.webhook_failures.map((h) => `<tr><td>${esc(h.id)}</td><td>${esc(h.hook_url)}</td><td>${h.attempts}</td><td class="bad">${esc(h.error)}</td></tr>`).join('') || '<tr><td class="dim" colspan="4">none</td></tr>';
 }
 
+// Task search: GET /tasks (the API route; same credentials), a page at a time, "more" follows next_cursor.
+let searchQuery = '';
+let searchCursor = null;
+async function search(more) {
+  if (!more) {
+    const params = new URLSearchParams({ status: $('searchStatus').value, limit: '50' });
+    for (const [name, id] of [['type', 'searchType'], ['group', 'searchGroup'], ['priority', 'searchPriority']]) if ($(id).value.trim()) params.set(name, $(id).value.trim());
+    searchQuery = params.toString();
+    searchCursor = null;
+    $('searchResults').innerHTML = '';
+  }
+  const res = await fetch(`/tasks?${searchQuery}${searchCursor ? `&cursor=${encodeURIComponent(searchCursor)}` : ''}`);
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    $('searchInfo').textContent = `${res.status}: ${body.message ?? ''}`;
+    $('searchMore').hidden = true;
+    return;
+  }
+  const when = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '–');
+  $('searchResults').insertAdjacentHTML('beforeend', body.tasks.map((t) => `<tr data-found="${esc(t.task_id)}"><td><a href="/tasks/${encodeURIComponent(t.task_id)}" target="_blank">${esc(t.task_id)}</a></td><td>${esc(t.type)}</td><td>${esc(t.status)}${t.timed_out ? ' <span class="warn">timed out</span>' : ''}</td><td>${t.priority}</td><td>${t.attempts}</td><td>${when(t.created_at)}</td><td>${when(t.finished_at)}</td><td class="bad">${esc(t.error ?? '')}</td></tr>`).join(''));
+  searchCursor = body.next_cursor;
+  $('searchMore').hidden = !searchCursor;
+  const shown = $('searchResults').children.length;
+  $('searchInfo').textContent = `${shown} shown${searchCursor ? ', more to look through' : ''}`;
+}
+$('searchForm').addEventListener('submit', (e) => {
+  e.preventDefault();
+  void search(false);
+});
+$('searchMore').addEventListener('click', () => void search(true));
+
 await refresh();
 setInterval(refresh, 1000);
