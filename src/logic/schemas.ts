@@ -72,6 +72,7 @@ export function generateBodySchema(types: readonly string[]) {
       payload: z.unknown().optional(),
       user_id: identifier('user_id').optional(),
       room_id: identifier('room_id').optional(),
+      group: identifier('group').optional(),
     })
     .superRefine((body, ctx) => {
       if (!body.type && !body.audio) {

@@ -5,6 +5,7 @@ import { PRIORITIES, priorityScoreRange, type QueueKeys } from './keys.ts';
 import type { ReplicationWait } from './replication-wait.ts';
 import { runScript } from './scripts.ts';
 import { Stage, type StageDepths } from './stage.ts';
+import { groupedWaiting } from './groups.ts';
 import type { TaskHash, TaskStatus } from './task.ts';
 
 export interface NewTask {
@@ -19,6 +20,8 @@ export interface NewTask {
   idempotency?: { key: string; fingerprint: string };
   /** A counter key (e.g. room:seq:{room}) whose next value becomes the task's `seq` field. */
   sequenceKey?: string;
+  /** Fair share and limits with other tasks of this group (src/queue/groups.ts). */
+  group?: string;
 }
 
 export type EnqueueOutcome = 'created' | 'existing' | 'conflict';
@@ -106,6 +109,8 @@ export class TaskQueue {
     const shards = this.keys.shards;
     if (shards.length === 1) return this.keys;
     if (task.sequenceKey) return this.keys.ofName(task.sequenceKey);
+    // All of a group's tasks on one shard: its limits are counted there, atomically.
+    if (task.group) return this.keys.ofName(task.group);
     if (task.idempotency) return this.keys.ofName(task.idempotency.key);
     return shards[this.roundRobin++ % shards.length]!;
   }
@@ -140,6 +145,7 @@ export class TaskQueue {
       if (task.payload !== undefined) fields.push(['payload', task.payload]);
       if (task.hookUrl) fields.push(['hook_url', task.hookUrl]);
       if (task.maxAttempts) fields.push(['max_attempts', String(task.maxAttempts)]);
+      if (task.group) fields.push(['group', task.group]);
       for (const [k, v] of Object.entries(task.fields ?? {})) fields.push([k, v]);
       if (task.idempotency) idemKeys.push(keys.idempotency(task.idempotency.key));
       if (task.sequenceKey) idemKeys.push(keys.sequence(task.sequenceKey));
@@ -258,13 +264,19 @@ export class TaskQueue {
         });
       }),
     );
+    // Grouped tasks wait in their groups' ZSETs; the queue holds one entry per group.
+    const grouped = await Promise.all(this.keys.shards.map((keys) => groupedWaiting(this.redis, keys, nowMs)));
     const priorities: PriorityDepth[] = PRIORITIES.map((priority, i) => {
       let queued = 0;
       let oldest: number | null = null;
-      for (const replies of perShard) {
-        queued += Number(replies[i * 2]);
+      for (const [s, replies] of perShard.entries()) {
+        const g = grouped[s]!;
+        queued += Number(replies[i * 2]) - g.entries[i]! + g.queued[i]!;
         const first = replies[i * 2 + 1] as string[];
-        const enqueued = first.length === 2 ? Number(first[1]) / (6 - priority) : null;
+        // The queue's head may be a group entry: its score is no task's enqueue time.
+        const headIsTask = first.length === 2 && !first[0]!.startsWith('group:');
+        const scores = [headIsTask ? Number(first[1]) : null, g.oldestScore[i]!].filter((v): v is number => v !== null);
+        const enqueued = scores.length > 0 ? Math.min(...scores) / (6 - priority) : null;
         if (enqueued !== null && (oldest === null || enqueued < oldest)) oldest = enqueued;
       }
       return { priority, queued, oldestEnqueuedMs: oldest };
@@ -274,6 +286,10 @@ export class TaskQueue {
       null,
     );
     const [tasks, results] = await Promise.all([this.tasks.depths(), this.results.depths()]);
+    for (const g of grouped) {
+      tasks.queued += g.queued.reduce((a, b) => a + b, 0) - g.entries.reduce((a, b) => a + b, 0);
+      tasks.delayed -= g.delayedEntries;
+    }
     return { nowMs, tasks, results, priorities, oldestWaitingAgeMs: oldest === null ? null : Math.max(0, nowMs - oldest) };
   }
 

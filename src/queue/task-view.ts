@@ -65,6 +65,7 @@ export function taskView(hash: TaskHash) {
     retry_at: iso(hash.retry_at),
     ...(hash.user_id ? { user_id: hash.user_id } : {}),
     ...(hash.room_id ? { room_id: hash.room_id } : {}),
+    ...(hash.group ? { group: hash.group } : {}),
     webhook: hash.webhook_status
       ? {
           status: hash.webhook_status,

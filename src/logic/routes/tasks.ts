@@ -9,6 +9,7 @@ import type { RoutingKeys } from '../../routing/keys.ts';
 import type { PushPayload } from '../../job/processors/push.ts';
 import { statusMessage, statusTarget } from '../../job/task-status.ts';
 import { ApiError } from '../errors.ts';
+import { groupNeedsRedis } from './groups.ts';
 import { acceptedSchema, acceptedSerializerCompiler, generateBodySchema, idempotencyHeadersSchema, taskParamsSchema, type GenerateBody } from '../schemas.ts';
 
 export interface TaskRoutesOptions {
@@ -39,6 +40,8 @@ function fingerprint(body: unknown): string {
 function toNewTask(body: GenerateBody, priority: number, requestId: string, keys: RoutingKeys): NewTask {
   const type = body.type ?? 'audio';
   const fields: Record<string, string> = { request_id: requestId };
+  // Groups (src/queue/groups.ts): a fair share and limits with the group's other tasks.
+  const group = body.group ? { group: body.group } : {};
   if (body.audio) fields.audio = body.audio;
   if (body.user_id) fields.user_id = body.user_id;
   if (body.room_id) fields.room_id = body.room_id;
@@ -53,6 +56,7 @@ function toNewTask(body: GenerateBody, priority: number, requestId: string, keys
       payload: JSON.stringify(push),
       ...(body.hook_url ? { hookUrl: body.hook_url } : {}),
       fields,
+      ...group,
       ...(push.mode === 'room' ? { sequenceKey: keys.roomSeq(push.roomId!) } : {}),
     };
   }
@@ -64,6 +68,7 @@ function toNewTask(body: GenerateBody, priority: number, requestId: string, keys
     ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
     ...(body.hook_url ? { hookUrl: body.hook_url } : {}),
     fields,
+    ...group,
   };
 }
 
@@ -88,6 +93,7 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
       schema: { body: bodySchema, headers: idempotencyHeadersSchema, response: { 202: acceptedSchema } },
     },
     async (request, reply) => {
+      if (request.body.group !== undefined && options.backendName !== 'redis') throw groupNeedsRedis(options.backendName);
       const priority = request.body.priority ?? options.defaultPriority;
       const task = toNewTask(request.body, priority, request.id, options.keys);
       const key = request.headers['idempotency-key'];
