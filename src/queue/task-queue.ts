@@ -1,7 +1,7 @@
 // The queue as the rest of the system sees it: enqueue, look up, cancel, inspect. Workers use
 // its two stages (tasks, results) through Consumer; logic and the CLI use the rest.
 import type { Redis } from 'ioredis';
-import { PRIORITIES, priorityScoreRange, type QueueKeys } from './keys.ts';
+import { groupKeys, PRIORITIES, priorityScoreRange, type QueueKeys } from './keys.ts';
 import type { ReplicationWait } from './replication-wait.ts';
 import { runScript } from './scripts.ts';
 import { Stage, type StageDepths } from './stage.ts';
@@ -60,6 +60,8 @@ export interface WaitingTask {
   priority: number | null;
   type: string | null;
   createdAtMs: number | null;
+  /** Set when the task waits in a group (shown at its group's place in line). */
+  group?: string;
 }
 
 /** Concurrent single enqueues: how many script calls may be under way, and how many tasks one may carry. */
@@ -308,6 +310,8 @@ export class TaskQueue {
       ids.push(flat[i]!);
       scores.push(Number(flat[i + 1]));
     }
+    // A group's entry stands for its next task: show that task at the entry's place.
+    const groupOf = await this.groupHeads(keys, ids);
     const pipeline = this.redis.pipeline();
     for (const id of ids) pipeline.hmget(keys.task(id), 'priority', 'type', 'created_at');
     const rows = ids.length ? (await pipeline.exec())! : [];
@@ -319,7 +323,27 @@ export class TaskQueue {
         priority: priority ? Number(priority) : null,
         type: type ?? null,
         createdAtMs: created ? Number(created) : null,
+        ...(groupOf.has(id) ? { group: groupOf.get(id)! } : {}),
       };
     });
+  }
+
+  /** Replaces each group entry in `ids` by its group's next task; answers task id → group. */
+  private async groupHeads(keys: QueueKeys, ids: string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const at = ids.flatMap((id, i) => (id.startsWith('group:') ? [i] : []));
+    if (at.length === 0) return out;
+    const g = groupKeys(keys.tasks.queue);
+    const pipeline = this.redis.pipeline();
+    for (const i of at) pipeline.zrange(g.waiting(ids[i]!.slice('group:'.length)), '0', '0');
+    const heads = (await pipeline.exec())!;
+    at.forEach((i, n) => {
+      const head = (heads[n]?.[1] as string[] | undefined)?.[0];
+      if (head) {
+        out.set(head, ids[i]!.slice('group:'.length));
+        ids[i] = head;
+      }
+    });
+    return out;
   }
 }

@@ -70,6 +70,10 @@ describe('groups: fair share and per-group limits across job processes', () => {
     return waitFor(() => job.output().includes('Consumer 1 started successfully') && job, 'job consuming', 30_000);
   };
 
+  const jobsRunning = async (n: number) => {
+    while (jobs.length < n) await startJob();
+  };
+
   beforeAll(async () => {
     const logicPort = await freePort();
     logicUrl = `http://127.0.0.1:${logicPort}`;
@@ -109,7 +113,7 @@ describe('groups: fair share and per-group limits across job processes', () => {
   });
 
   it('never runs more than a group’s concurrency limit at once across 3 job processes', async () => {
-    while (jobs.length < 3) await startJob();
+    await jobsRunning(3);
     const put = await api('PUT', '/groups/limited', { concurrency: 3 });
     expect(put.status).toBe(200);
     expect(await put.json()).toEqual({ name: 'limited', limits: { concurrency: 3 }, created: true });
@@ -124,6 +128,7 @@ describe('groups: fair share and per-group limits across job processes', () => {
   });
 
   it('starts at most rate.max of a group’s tasks in any window of rate.per_ms', async () => {
+    await jobsRunning(3);
     expect((await api('PUT', '/groups/metered', { rate: { max: 2, per_ms: 400 } })).status).toBe(200);
     const ids = await submit(Array.from({ length: 8 }, () => probeTask('metered')));
     await allDone(ids);
@@ -132,6 +137,7 @@ describe('groups: fair share and per-group limits across job processes', () => {
   });
 
   it('a group slot held by a SIGKILLed job comes back through the reaper', async () => {
+    await jobsRunning(3);
     expect((await api('PUT', '/groups/solo', { concurrency: 1 })).status).toBe(200);
     const [stuck] = await submit([probeTask('solo', { hang_attempts: 1 })]);
     const holder = await waitFor(async () => (await starts()).find((s) => s.id === stuck), 'the stuck task started');
@@ -152,6 +158,7 @@ describe('groups: fair share and per-group limits across job processes', () => {
   });
 
   it('a failed attempt of a grouped task is retried through its group, under its limit', async () => {
+    await jobsRunning(3);
     expect((await api('PUT', '/groups/retrying', { concurrency: 1 })).status).toBe(200);
     const ids = await submit(Array.from({ length: 4 }, () => probeTask('retrying', { fail_attempts: 1, hold_ms: 10 })));
     await allDone(ids);
@@ -159,6 +166,35 @@ describe('groups: fair share and per-group limits across job processes', () => {
     const seen = (await shared.client.lrange(`${probeKey}:concurrency:retrying`, 0, -1)).map(Number);
     expect(seen).toHaveLength(8);
     expect(Math.max(...seen)).toBe(1);
+  });
+
+  it('shows waiting groups in /health, queue status, the dashboard; cancels a waiting grouped task', async () => {
+    await jobsRunning(3);
+    // One start per 10 minutes: the first runs, the other three wait in the group's line.
+    expect((await api('PUT', '/groups/metered-slow', { rate: { max: 1, per_ms: 600_000 } })).status).toBe(200);
+    const ids = await submit(Array.from({ length: 4 }, () => probeTask('metered-slow')), 1);
+    await allDone(ids.slice(0, 1));
+    expect(await task(ids[1]!)).toMatchObject({ status: 'queued', group: 'metered-slow' });
+
+    const health = (await (await fetch(`${logicUrl}/health`)).json()) as { priorities: Record<string, number>; queues: Record<string, { queued: number; delayed: number }> };
+    expect(health.priorities['3']).toBe(3);
+    expect(Object.values(health.queues)[0]).toMatchObject({ queued: 3, delayed: 0 });
+
+    const status = spawnPushline(['queue', 'status'], env);
+    expect(await status.exited, status.output()).toBe(0);
+    expect(status.output()).toMatch(/metered-slow\s+3\s+0\s+1 per 600000 ms/);
+    const json = spawnPushline(['queue', 'status', '--json'], env);
+    expect(await json.exited).toBe(0);
+    expect(JSON.parse(json.output()).groups).toContainEqual({ name: 'metered-slow', limits: { rate: { max: 1, per_ms: 600_000 } }, waiting: 3, running: 0, blocked: false });
+
+    const overview = (await (await api('GET', '/dashboard/api/overview')).json()) as { groups: { name: string; waiting: number }[] };
+    expect(overview.groups.find((x) => x.name === 'metered-slow')).toMatchObject({ waiting: 3 });
+
+    expect(await (await api('DELETE', `/tasks/${ids[3]}`)).json()).toEqual({ task_id: ids[3], status: 'canceled' });
+    // Without its limit the group runs what is left at once.
+    expect((await api('DELETE', '/groups/metered-slow')).status).toBe(200);
+    await allDone(ids.slice(1, 3));
+    expect(await task(ids[3]!)).toMatchObject({ status: 'canceled' });
   });
 
   it('validates group names and limits with 400s naming the field', async () => {

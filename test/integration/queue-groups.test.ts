@@ -44,6 +44,8 @@ describe('groups in the engine', () => {
   it('takes turns between groups of one priority inside a batch', async () => {
     const a = await queue.enqueue(Array.from({ length: 50 }, () => ({ type: 'echo', priority: 3, group: 'a' })));
     const b = await queue.enqueue(Array.from({ length: 3 }, () => ({ type: 'echo', priority: 3, group: 'b' })));
+    // Inspection (queue status, dashboard) shows each group's next task at its group's place.
+    expect((await queue.peek(3)).map((w) => [w.id, w.group])).toEqual([[a[0]!.id, 'a'], [b[0]!.id, 'b']]);
     const batch = await queue.tasks.claim(6, 30_000);
     expect(batch.tasks.map((t) => t.id)).toEqual([a[0]!.id, b[0]!.id, a[1]!.id, b[1]!.id, a[2]!.id, b[2]!.id]);
   });
