@@ -133,3 +133,23 @@ describe('groups in the engine', () => {
     expect((await queue.stats()).tasks.delayed).toBe(0);
   });
 });
+
+describe('groups on a sharded queue (REDIS_QUEUE_SHARDS > 1)', () => {
+  it('keeps all of a group on its name’s shard, so its limit holds across the shards', async () => {
+    const sharded = queueKeys({ keyPrefix: uniquePrefix(), shards: 3 });
+    const q = new TaskQueue(shared.client, sharded, { retentionSeconds: 3600, idempotencyTtlSeconds: 600 });
+    const gs = new Groups(shared.client, sharded);
+    await gs.setLimits('tenant', { concurrency: 2 });
+    const created = await q.enqueue(Array.from({ length: 6 }, () => ({ type: 'echo', priority: 3, group: 'tenant' })));
+    const home = sharded.ofName('tenant');
+    expect(new Set(created.map((c) => sharded.ofTask(c.id).shard))).toEqual(new Set([home.shard]));
+    expect(await shared.client.zcard(groupKeys(home.tasks.queue).waiting('tenant'))).toBe(6);
+    await q.enqueue(Array.from({ length: 6 }, () => ({ type: 'echo', priority: 3 })));
+    const claimed: string[] = [];
+    for (let i = 0; i < 10; i++) claimed.push(...(await q.tasks.claim(10, 30_000)).tasks.map((t) => t.id));
+    const grouped = new Set(created.map((c) => c.id));
+    expect(claimed.filter((id) => grouped.has(id))).toHaveLength(2);
+    expect(claimed.filter((id) => !grouped.has(id))).toHaveLength(6);
+    expect(await gs.list()).toEqual([{ name: 'tenant', limits: { concurrency: 2 }, waiting: 4, running: 2, blocked: true }]);
+  });
+});

@@ -2,7 +2,7 @@
 // Groups need the Redis engine: BullMQ has groups only in its Pro edition, Kafka none.
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { BackendName } from '../../queue/backend.ts';
+import { BackendUnsupportedError, type BackendName } from '../../queue/backend.ts';
 import { Groups, type GroupLimits } from '../../queue/groups.ts';
 import type { TaskQueue } from '../../queue/task-queue.ts';
 import { ApiError } from '../errors.ts';
@@ -51,7 +51,7 @@ const groupSchema = z.object({
 export const groupRoutes: FastifyPluginAsyncZod<GroupRoutesOptions> = async (app, options) => {
   const groups = new Groups(options.queue.redis, options.queue.keys);
   const needsRedis = () => {
-    if (options.backendName !== 'redis') throw groupNeedsRedis(options.backendName);
+    if (options.backendName !== 'redis') throw new BackendUnsupportedError(`groups need QUEUE_BACKEND=redis (this logic runs ${options.backendName}, which has no groups)`);
   };
 
   app.put(
