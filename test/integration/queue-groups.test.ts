@@ -123,6 +123,17 @@ describe('groups in the engine', () => {
     expect((await queue.tasks.claim(5, 30_000)).tasks).toHaveLength(2);
   });
 
+  it('wakes a waiting consumer when a completed task unblocks its group', async () => {
+    await groups.setLimits('g', { concurrency: 1 });
+    await queue.enqueue(Array.from({ length: 2 }, () => ({ type: 'echo', priority: 3, group: 'g' })));
+    const [running] = (await queue.tasks.claim(5, 30_000)).tasks;
+    // Idle consumers block on the marker (BZPOPMIN); nothing else tells them the group is back.
+    await client.del(keys.tasks.marker);
+    expect(await queue.tasks.settle([{ id: running!.id, token: running!.token, outcome: 'completed' }])).toEqual([true]);
+    expect(await client.zcard(keys.tasks.marker)).toBe(1);
+    expect((await queue.tasks.claim(5, 30_000)).tasks).toHaveLength(1);
+  });
+
   it('parks a rate-limited group in the delayed set and tells consumers when to come back', async () => {
     await groups.setLimits('r', { rate: { max: 1, per_ms: 60_000 } });
     await queue.enqueue(Array.from({ length: 2 }, () => ({ type: 'echo', priority: 3, group: 'r' })));

@@ -70,8 +70,8 @@ for item = 1, count do
     if not (onlyIfExpired and (not leaseScore or tonumber(leaseScore) > now)) then
       ok = 1
       unleased[#unleased + 1] = id
-      if group then
-        group_slot_freed(queue, taskPrefix, group, now)
+      if group and group_slot_freed(queue, taskPrefix, group, now) then
+        wake = true
       end
       local kv = {}
       for i = fieldsAt, fieldsAt + nfields * 2 - 1 do

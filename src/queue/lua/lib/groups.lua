@@ -84,16 +84,19 @@ local function group_rate_due(queue, name, limits, now)
 end
 
 --- A grouped task left the processing set (settled, retried, released, reaped): its slot is
---- free, and a group blocked on its concurrency limit goes back in line.
+--- free, and a group blocked on its concurrency limit goes back in line. Returns true when it
+--- did: the caller wakes a consumer (the marker), which may be blocked waiting for work.
 local function group_slot_freed(queue, taskPrefix, name, now)
+  local requeued = false
   local running = redis.call('HINCRBY', group_running_key(queue), name, -1)
   if running <= 0 then
     redis.call('HDEL', group_running_key(queue), name)
   end
   if redis.call('SREM', group_blocked_key(queue), name) == 1 then
-    group_requeue(queue, taskPrefix, name, now)
+    requeued = group_requeue(queue, taskPrefix, name, now) ~= nil
   end
   if running <= 0 and redis.call('EXISTS', group_key(queue, name)) == 0 then
     redis.call('SREM', group_names_key(queue), name)
   end
+  return requeued
 end
