@@ -220,4 +220,12 @@ describe('groups: fair share and per-group limits across job processes', () => {
     expect((await api('PUT', '/groups/g2', { concurrency: 2 })).status).toBe(200);
     expect(await (await api('DELETE', '/groups/g2')).json()).toEqual({ name: 'g2', limits: null });
   });
+
+  it('documents the group routes and the task field in the OpenAPI document', async () => {
+    const doc = (await (await fetch(`${logicUrl}/docs/json`)).json()) as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown> } }> } }>> };
+    expect(Object.keys(doc.paths['/groups/{name}']!).sort()).toEqual(['delete', 'put']);
+    expect(Object.keys(doc.paths['/groups']!)).toEqual(['get']);
+    expect(Object.keys(doc.paths['/groups/{name}']!.put!.requestBody!.content['application/json']!.schema.properties)).toEqual(['concurrency', 'rate']);
+    expect(doc.paths['/generate']!.post!.requestBody!.content['application/json']!.schema.properties).toHaveProperty('group');
+  });
 });
