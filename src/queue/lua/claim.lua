@@ -71,17 +71,19 @@ local function pop(count)
 end
 
 -- Leases task `id`; false when its hash was deleted by hand (dropped rather than leased forever).
+-- Also answers the task's group (task stage only), whose running count the lease takes a slot of.
 local function lease(id)
   local key = taskPrefix .. id
   local hash = redis.call('HGETALL', key)
   if #hash == 0 then
     return false
   end
-  local attempts = 0
+  local attempts, group = 0, nil
   for j = 1, #hash, 2 do
     if hash[j] == attemptsField then
       attempts = tonumber(hash[j + 1]) or 0
-      break
+    elseif grouped and hash[j] == 'group' then
+      group = hash[j + 1]
     end
   end
   attempts = attempts + 1
@@ -91,7 +93,7 @@ local function lease(id)
   -- The hash as it was before this claim; the caller applies the three fields set above.
   out[#out + 1] = attempts
   out[#out + 1] = hash
-  return true
+  return true, group
 end
 
 -- Per group, its limits (false = none), read once per call.
@@ -172,7 +174,12 @@ repeat
         requeuedAt = at
       end
     else
-      lease(member)
+      local _, stray = lease(member)
+      if stray then
+        -- A grouped task found in the queue itself (put there by a path that bypassed
+        -- line_up_task): it still holds a slot of its group, which settle gives back.
+        redis.call('HINCRBY', group_running_key(queue), stray, 1)
+      end
     end
   end
   leased = (#out - 3) / 2
