@@ -2,7 +2,9 @@
 // processor from JOB_PROCESSORS (test/fixtures/processors/group-probe.mjs) that records every
 // start in Redis. Fair share between groups, per-group concurrency and rate limits across job
 // processes, a SIGKILLed job's group slot coming back through the reaper, retries in the group.
+import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/local/redis-server.ts';
 import { authHeader } from '../helpers/logic.ts';
@@ -186,6 +188,10 @@ describe('groups: fair share and per-group limits across job processes', () => {
     const json = spawnPushline(['queue', 'status', '--json'], env);
     expect(await json.exited).toBe(0);
     expect(JSON.parse(json.output()).groups).toContainEqual({ name: 'metered-slow', limits: { rate: { max: 1, per_ms: 600_000 } }, waiting: 3, running: 0, blocked: false });
+
+    // The same with nothing but redis-cli.
+    const { stdout } = await promisify(execFile)(fileURLToPath(new URL('../../scripts/check_redis_queue.sh', import.meta.url)), [], { env: { ...process.env, ...env }, cwd: '/tmp' });
+    expect(stdout).toMatch(/metered-slow\s+waiting=3\s+running=0\s+limits=- 1 600000/);
 
     const overview = (await (await api('GET', '/dashboard/api/overview')).json()) as { groups: { name: string; waiting: number }[] };
     expect(overview.groups.find((x) => x.name === 'metered-slow')).toMatchObject({ waiting: 3 });
