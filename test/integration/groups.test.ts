@@ -212,6 +212,7 @@ describe('groups: fair share and per-group limits across job processes', () => {
       [{ concurrency: 1.5 }, 'concurrency'],
       [{ rate: { max: 2 } }, 'rate.per_ms'],
       [{ rate: { max: 'x', per_ms: 10 } }, 'rate.max'],
+      [{ rate: { max: 100_001, per_ms: 10 } }, 'rate.max'],
       [{}, 'concurrency'],
       [{ concurency: 2 }, 'concurency'],
     ] as const) {

@@ -26,6 +26,9 @@ const whole = (what: string, min: number, max: number) =>
     .min(min, { error: `${what} must be a whole number from ${min} to ${max}` })
     .max(max, { error: `${what} must be a whole number from ${min} to ${max}` });
 
+/** The most starts a rate window may allow: the group's sliding log holds up to this many entries. */
+export const MAX_RATE_STARTS = 100_000;
+
 export const groupParamsSchema = z.object({ name: identifier('name') });
 
 export const groupLimitsSchema = z
@@ -33,7 +36,8 @@ export const groupLimitsSchema = z
     concurrency: whole('concurrency', 1, 1_000_000).optional(),
     rate: z
       .strictObject(
-        { max: whole('rate.max', 1, 1_000_000), per_ms: whole('rate.per_ms', 1, 86_400_000) },
+        // The sliding log keeps one entry per start in the window: `max` bounds its memory.
+        { max: whole('rate.max', 1, MAX_RATE_STARTS), per_ms: whole('rate.per_ms', 1, 86_400_000) },
         { error: 'rate must be an object {"max":N,"per_ms":M}' },
       )
       .optional(),
