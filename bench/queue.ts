@@ -9,7 +9,8 @@
 // Phases: 1 enqueue/s (one call per task, bounded in flight; bulk batches), 2 completed/s
 // (drain a pre-filled queue, several worker settings each, best reported), 3 add→start latency
 // at a fixed rate with the worker in a child process, 4 Redis bytes per waiting task; and, only
-// when asked (--phases=wait), the cost of REDIS_WAIT_REPLICAS=1 vs 0 (bench/lib/wait-phase.ts).
+// when asked (--phases=wait), the cost of REDIS_WAIT_REPLICAS=1 vs 0 (bench/lib/wait-phase.ts);
+// 5 groups: completed/s with 100 groups under a per-group limit vs BullMQ's limiter (bench/lib/groups-phase.ts).
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -20,6 +21,7 @@ import { Redis } from 'ioredis';
 import { startRedisServer } from '../src/local/redis-server.ts';
 import type { FromWorker, ToWorker } from './lib/latency-worker.ts';
 import { phaseWait } from './lib/wait-phase.ts';
+import { phaseGroups } from './lib/groups-phase.ts';
 import {
   describeConfig,
   LABEL,
@@ -66,7 +68,7 @@ const LATENCY_CONFIG: Record<PeerName, WorkConfig> = {
   bullmq: parseWorkConfig(listSetting('latency-bullmq', '1x64')[0] ?? '1x64'),
 };
 const MEMORY_N = numberSetting('memory-n', 100_000);
-const PHASES = new Set(listSetting('phases', 'enqueue,completed,latency,memory'));
+const PHASES = new Set(listSetting('phases', 'enqueue,completed,latency,memory,groups'));
 const SEED = numberSetting('seed', 42);
 /**
  * Enqueue and completed/s run this many times, alternating which queue goes first (best kept);
@@ -550,6 +552,8 @@ async function main(): Promise<void> {
   if (PHASES.has('completed')) await phaseCompleted();
   if (PHASES.has('latency')) await phaseLatency();
   if (PHASES.has('memory')) await phaseMemory();
+  // 100 groups under a per-group limit vs BullMQ's (queue-wide) rate limiter (bench/lib/groups-phase.ts).
+  if (PHASES.has('groups')) await phaseGroups({ port, n: N, log, measure, flushall, rows, cpuRows, notes });
   // Not in the default phases: it starts a master + replica of its own (bench/lib/wait-phase.ts).
   if (PHASES.has('wait')) await phaseWait(log);
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Shows the task queue with plain redis-cli: sizes per state, waiting tasks per priority, the
-# next N tasks with score and priority, and how long the oldest task has been waiting.
+# next N tasks with score and priority, how long the oldest task has been waiting, and groups.
 #
 #   ./scripts/check_redis_queue.sh [N]        (N = how many upcoming tasks to list, default 10)
 #
@@ -105,3 +105,21 @@ for line in "${shards[@]}"; do
 done
 echo
 echo "   details: redis-cli ${CLUSTER_NODES:+-c }-h $HOST -p $PORT HGETALL ${TASK_PREFIX}<id>"
+
+# Groups (docs/queue.md#groups): a grouped task waits in $TASKS:group:<name>, not in $TASKS, where
+# its group has one entry `group:<name>`; the counts above see that entry, these see the tasks.
+echo
+echo "5) 分组 / groups (waiting: ZCARD <queue>:group:<name>; running: HGET <queue>:group_running <name>)"
+groups_shown=0
+for line in "${shards[@]}"; do
+  read -r TASKS _ _ <<<"$line"
+  mapfile -t names < <( { rc SMEMBERS "$TASKS:group_names"; rc HKEYS "$TASKS:group_limits"; } | sed '/^$/d' | sort -u)
+  for name in "${names[@]}"; do
+    limits=$(rc HGET "$TASKS:group_limits" "$name")
+    blocked=""
+    if [ "$(rc SISMEMBER "$TASKS:group_blocked" "$name")" = "1" ]; then blocked="  at its concurrency limit"; fi
+    printf '   %-24s waiting=%s  running=%s  limits=%s%s\n' "$name" "$(rc ZCARD "$TASKS:group:$name")" "$(rc HGET "$TASKS:group_running" "$name" | sed 's/^$/0/')" "${limits:-none}" "$blocked"
+    groups_shown=$(( groups_shown + 1 ))
+  done
+done
+if [ "$groups_shown" -eq 0 ]; then echo "   (none)"; fi

@@ -202,10 +202,11 @@ queueCommand
   .option('--json', 'machine-readable output')
   .action(async (opts: { next: number; json?: boolean }) => {
     const { queueStatusReport } = await import('./queue-status.ts');
+    const { Groups } = await import('../queue/groups.ts');
     await withQueue(async (queue, target) => {
       if (opts.json) {
-        const [stats, next] = await Promise.all([queue.stats(), queue.peek(opts.next)]);
-        process.stdout.write(JSON.stringify({ ...stats, next }, null, 2) + '\n');
+        const [stats, next, groups] = await Promise.all([queue.stats(), queue.peek(opts.next), new Groups(queue.redis, queue.keys).list()]);
+        process.stdout.write(JSON.stringify({ ...stats, groups, next }, null, 2) + '\n');
       } else {
         process.stdout.write((await queueStatusReport(queue, opts.next, target)) + '\n');
       }

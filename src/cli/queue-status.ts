@@ -4,7 +4,8 @@
 // queue (REDIS_QUEUE_SHARDS) gets one size row per shard key set; on a Redis Cluster the
 // commands are for `redis-cli -c` (it follows the slot to its node).
 import type { TaskQueue } from '../queue/task-queue.ts';
-import { priorityScoreRange } from '../queue/keys.ts';
+import { groupKeys, priorityScoreRange } from '../queue/keys.ts';
+import { Groups, type GroupInfo } from '../queue/groups.ts';
 import { formatAge, table } from './format.ts';
 
 const PRIORITY_NAMES: Record<number, string> = { 5: 'highest', 4: 'high', 3: 'normal', 2: 'low', 1: 'lowest' };
@@ -55,6 +56,8 @@ export async function queueStatusReport(queue: TaskQueue, next: number, target: 
   lines.push('');
   lines.push(`Oldest waiting task: ${stats.oldestWaitingAgeMs === null ? 'none waiting' : formatAge(stats.oldestWaitingAgeMs)}`);
   lines.push('');
+  lines.push(...groupLines(await new Groups(queue.redis, queue.keys).list(), tasks.queue));
+  lines.push('');
   if (waiting.length === 0) {
     lines.push(`Next tasks: none (ZRANGE ${tasks.queue} 0 ${next - 1} WITHSCORES is empty)`);
   } else {
@@ -74,4 +77,25 @@ export async function queueStatusReport(queue: TaskQueue, next: number, target: 
     );
   }
   return lines.join('\n');
+}
+
+function describeLimits(limits: GroupInfo['limits']): string {
+  if (!limits) return 'none';
+  const parts: string[] = [];
+  if (limits.concurrency !== undefined) parts.push(`${limits.concurrency} at once`);
+  if (limits.rate) parts.push(`${limits.rate.max} per ${limits.rate.per_ms} ms`);
+  return parts.join(', ');
+}
+
+/** Per-group counts (docs/queue.md, "Groups"), with the redis-cli commands that read them. */
+function groupLines(groups: GroupInfo[], taskQueue: string): string[] {
+  const g = groupKeys(taskQueue);
+  if (groups.length === 0) return [`Groups: none (SMEMBERS ${g.names} and HGETALL ${g.limits} are empty)`];
+  return [
+    `Groups (waiting: ZCARD ${g.waiting('<group>')}; running: HGET ${g.running} <group>; limits: HGET ${g.limits} <group>):`,
+    table([
+      ['group', 'waiting', 'running', 'limits', 'state'],
+      ...groups.map((x) => [x.name, x.waiting, x.running, describeLimits(x.limits), x.blocked ? 'at its concurrency limit' : x.waiting > 0 ? 'in line' : '-']),
+    ]),
+  ];
 }

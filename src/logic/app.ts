@@ -16,6 +16,7 @@ import { healthRoutes } from './routes/health.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { batchRoutes } from './routes/batch.ts';
 import { taskSearchRoutes } from './routes/task-search.ts';
+import { groupRoutes } from './routes/groups.ts';
 import { pushRoutes } from './routes/push.ts';
 import { fileRoutes } from './routes/files.ts';
 import { RoutingRegistry } from '../routing/registry.ts';
@@ -205,6 +206,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
     batchMax: deps.batchMax ?? FALLBACK_BATCH_MAX,
   });
   await app.register(taskSearchRoutes, { queue: deps.queue });
+  await app.register(groupRoutes, { queue: deps.queue, backendName: deps.backend?.name ?? 'redis' });
   if (deps.audioWorkDir) await app.register(fileRoutes, { queue: deps.queue, workDir: deps.audioWorkDir });
   const registry = new RoutingRegistry(deps.redis, routingKeys(deps.queue.keys.prefix, deps.queue.keys.cluster), 300);
   await app.register(webRoutes, {

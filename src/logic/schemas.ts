@@ -85,6 +85,7 @@ export function generateBodySchema(types: readonly string[]) {
       user_id: identifier('user_id').optional(),
       room_id: identifier('room_id').optional(),
       timeout_ms: timeoutMsSchema,
+      group: identifier('group').optional(),
     })
     .superRefine((body, ctx) => {
       if (!body.type && !body.audio) {

@@ -185,3 +185,37 @@ export function queueKeys(names: KeyNames = {}): QueueKeys {
 export function bullmqPrefix(keys: QueueKeys): string {
   return keys.tag === null ? `${keys.prefix}bull` : `{${keys.prefix}bull}`;
 }
+
+/**
+ * The keys of groups (docs/queue.md, "Groups") on one shard, all named after its task queue key
+ * (`uvr_tasks` plain, `{uvr_tasks}` tagged) so they share its hash slot; lib/groups.lua builds
+ * the same names from the queue key it is given.
+ */
+export interface GroupKeys {
+  /** ZSET: the group's waiting tasks, scored like the queue. */
+  waiting(name: string): string;
+  /** The queue (and delayed ZSET) member that stands for a group: not a task id (those are digits). */
+  entry(name: string): string;
+  /** HASH: group → its limits, `concurrency max per_ms` ('-' = unset). */
+  readonly limits: string;
+  /** HASH: group → how many of its tasks are leased now. */
+  readonly running: string;
+  /** SET: groups at their concurrency limit, out of line until one of their tasks settles. */
+  readonly blocked: string;
+  /** SET: groups that have tasks waiting or running (what stats and GET /groups walk). */
+  readonly names: string;
+  /** ZSET: the group's starts in its current rate window (member id:ms, score ms). */
+  starts(name: string): string;
+}
+
+export function groupKeys(taskQueue: string): GroupKeys {
+  return {
+    waiting: (name) => `${taskQueue}:group:${name}`,
+    entry: (name) => `group:${name}`,
+    limits: `${taskQueue}:group_limits`,
+    running: `${taskQueue}:group_running`,
+    blocked: `${taskQueue}:group_blocked`,
+    names: `${taskQueue}:group_names`,
+    starts: (name) => `${taskQueue}:group_starts:${name}`,
+  };
+}

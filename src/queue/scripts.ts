@@ -16,15 +16,25 @@ const SCRIPTS = {
   cancel: { file: 'cancel.lua' },
   revive: { file: 'revive.lua' },
   search: { file: 'search.lua' },
+  'group-limits': { file: 'group-limits.lua' },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
+
+/**
+ * A line `--@include lib/x.lua` is replaced by that file: Redis scripts cannot load one another,
+ * and helpers several scripts must agree on (lib/groups.lua: how a task is put back in line)
+ * are written once.
+ */
+function withIncludes(lua: string): string {
+  return lua.replace(/^--@include (\S+)$/gm, (_line, file: string) => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8'));
+}
 
 const sources = new Map<ScriptName, string>();
 function source(name: ScriptName): string {
   let lua = sources.get(name);
   if (!lua) {
-    lua = readFileSync(new URL(`./lua/${SCRIPTS[name].file}`, import.meta.url), 'utf8');
+    lua = withIncludes(readFileSync(new URL(`./lua/${SCRIPTS[name].file}`, import.meta.url), 'utf8'));
     sources.set(name, lua);
   }
   return lua;

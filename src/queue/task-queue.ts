@@ -1,10 +1,11 @@
 // The queue as the rest of the system sees it: enqueue, look up, cancel, inspect. Workers use
 // its two stages (tasks, results) through Consumer; logic and the CLI use the rest.
 import type { Redis } from 'ioredis';
-import { PRIORITIES, priorityScoreRange, type QueueKeys } from './keys.ts';
+import { groupKeys, PRIORITIES, priorityScoreRange, type QueueKeys } from './keys.ts';
 import type { ReplicationWait } from './replication-wait.ts';
 import { runScript } from './scripts.ts';
 import { Stage, type StageDepths } from './stage.ts';
+import { groupedWaiting } from './groups.ts';
 import type { TaskHash, TaskStatus } from './task.ts';
 
 export interface NewTask {
@@ -19,6 +20,8 @@ export interface NewTask {
   idempotency?: { key: string; fingerprint: string };
   /** A counter key (e.g. room:seq:{room}) whose next value becomes the task's `seq` field. */
   sequenceKey?: string;
+  /** Fair share and limits with other tasks of this group (src/queue/groups.ts). */
+  group?: string;
 }
 
 export type EnqueueOutcome = 'created' | 'existing' | 'conflict';
@@ -57,6 +60,8 @@ export interface WaitingTask {
   priority: number | null;
   type: string | null;
   createdAtMs: number | null;
+  /** Set when the task waits in a group (shown at its group's place in line). */
+  group?: string;
 }
 
 /** Concurrent single enqueues: how many script calls may be under way, and how many tasks one may carry. */
@@ -106,6 +111,8 @@ export class TaskQueue {
     const shards = this.keys.shards;
     if (shards.length === 1) return this.keys;
     if (task.sequenceKey) return this.keys.ofName(task.sequenceKey);
+    // All of a group's tasks on one shard: its limits are counted there, atomically.
+    if (task.group) return this.keys.ofName(task.group);
     if (task.idempotency) return this.keys.ofName(task.idempotency.key);
     return shards[this.roundRobin++ % shards.length]!;
   }
@@ -140,6 +147,7 @@ export class TaskQueue {
       if (task.payload !== undefined) fields.push(['payload', task.payload]);
       if (task.hookUrl) fields.push(['hook_url', task.hookUrl]);
       if (task.maxAttempts) fields.push(['max_attempts', String(task.maxAttempts)]);
+      if (task.group) fields.push(['group', task.group]);
       for (const [k, v] of Object.entries(task.fields ?? {})) fields.push([k, v]);
       if (task.idempotency) idemKeys.push(keys.idempotency(task.idempotency.key));
       if (task.sequenceKey) idemKeys.push(keys.sequence(task.sequenceKey));
@@ -258,13 +266,19 @@ export class TaskQueue {
         });
       }),
     );
+    // Grouped tasks wait in their groups' ZSETs; the queue holds one entry per group.
+    const grouped = await Promise.all(this.keys.shards.map((keys) => groupedWaiting(this.redis, keys, nowMs)));
     const priorities: PriorityDepth[] = PRIORITIES.map((priority, i) => {
       let queued = 0;
       let oldest: number | null = null;
-      for (const replies of perShard) {
-        queued += Number(replies[i * 2]);
+      for (const [s, replies] of perShard.entries()) {
+        const g = grouped[s]!;
+        queued += Number(replies[i * 2]) - g.entries[i]! + g.queued[i]!;
         const first = replies[i * 2 + 1] as string[];
-        const enqueued = first.length === 2 ? Number(first[1]) / (6 - priority) : null;
+        // The queue's head may be a group entry: its score is no task's enqueue time.
+        const headIsTask = first.length === 2 && !first[0]!.startsWith('group:');
+        const scores = [headIsTask ? Number(first[1]) : null, g.oldestScore[i]!].filter((v): v is number => v !== null);
+        const enqueued = scores.length > 0 ? Math.min(...scores) / (6 - priority) : null;
         if (enqueued !== null && (oldest === null || enqueued < oldest)) oldest = enqueued;
       }
       return { priority, queued, oldestEnqueuedMs: oldest };
@@ -274,6 +288,10 @@ export class TaskQueue {
       null,
     );
     const [tasks, results] = await Promise.all([this.tasks.depths(), this.results.depths()]);
+    for (const g of grouped) {
+      tasks.queued += g.queued.reduce((a, b) => a + b, 0) - g.entries.reduce((a, b) => a + b, 0);
+      tasks.delayed -= g.delayedEntries;
+    }
     return { nowMs, tasks, results, priorities, oldestWaitingAgeMs: oldest === null ? null : Math.max(0, nowMs - oldest) };
   }
 
@@ -292,6 +310,8 @@ export class TaskQueue {
       ids.push(flat[i]!);
       scores.push(Number(flat[i + 1]));
     }
+    // A group's entry stands for its next task: show that task at the entry's place.
+    const groupOf = await this.groupHeads(keys, ids);
     const pipeline = this.redis.pipeline();
     for (const id of ids) pipeline.hmget(keys.task(id), 'priority', 'type', 'created_at');
     const rows = ids.length ? (await pipeline.exec())! : [];
@@ -303,7 +323,27 @@ export class TaskQueue {
         priority: priority ? Number(priority) : null,
         type: type ?? null,
         createdAtMs: created ? Number(created) : null,
+        ...(groupOf.has(id) ? { group: groupOf.get(id)! } : {}),
       };
     });
+  }
+
+  /** Replaces each group entry in `ids` by its group's next task; answers task id → group. */
+  private async groupHeads(keys: QueueKeys, ids: string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const at = ids.flatMap((id, i) => (id.startsWith('group:') ? [i] : []));
+    if (at.length === 0) return out;
+    const g = groupKeys(keys.tasks.queue);
+    const pipeline = this.redis.pipeline();
+    for (const i of at) pipeline.zrange(g.waiting(ids[i]!.slice('group:'.length)), '0', '0');
+    const heads = (await pipeline.exec())!;
+    at.forEach((i, n) => {
+      const head = (heads[n]?.[1] as string[] | undefined)?.[0];
+      if (head) {
+        out.set(head, ids[i]!.slice('group:'.length));
+        ids[i] = head;
+      }
+    });
+    return out;
   }
 }

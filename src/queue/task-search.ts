@@ -4,7 +4,7 @@
 // a search walks that index from a cursor in search.lua, filtering on the task hashes, and stops
 // after `limit` matches or a fixed number of entries examined, returning the cursor to go on.
 import type { Redis } from 'ioredis';
-import type { QueueKeys } from './keys.ts';
+import { groupKeys, type QueueKeys } from './keys.ts';
 import { runScript } from './scripts.ts';
 import type { TaskQueue } from './task-queue.ts';
 
@@ -14,7 +14,7 @@ export interface StatusIndex {
    * tells them apart), walked one after another in this order. Usually one; a status spread over
    * several sets (one per group, say) lists them all, in a stable order.
    */
-  keys(keys: QueueKeys, redis: Redis): string[] | Promise<string[]>;
+  keys(keys: QueueKeys, redis: Redis, query: Pick<SearchQuery, 'group'>): string[] | Promise<string[]>;
   /** Walk order: 'asc' = lowest score first. */
   order: 'asc' | 'desc';
   /** The hash `status` a task in the index must have to count ('' = any). */
@@ -28,7 +28,9 @@ export interface StatusIndex {
  * `retrying` is a queued task waiting out its backoff (status `queued` with `retry_at`).
  */
 export const STATUS_INDEXES = {
-  queued: { keys: (k) => [k.tasks.queue], order: 'asc', hashStatus: 'queued', orderedBy: 'pop order (priority, then age)' },
+  // A grouped task waits in its group's own ZSET (docs/queue.md, "Groups"): the queue, then each
+  // group's set in name order (only the asked-for group's with ?group=).
+  queued: { keys: queuedSets, order: 'asc', hashStatus: 'queued', orderedBy: 'pop order (priority, then age) in the queue, then per group in group name order' },
   retrying: { keys: (k) => [k.tasks.delayed], order: 'asc', hashStatus: 'queued', orderedBy: 'when the retry is due, soonest first' },
   processing: { keys: (k) => [k.tasks.processing], order: 'asc', hashStatus: 'processing', orderedBy: 'lease deadline, soonest first' },
   completed: { keys: (k) => [k.tasks.finished], order: 'desc', hashStatus: 'completed', orderedBy: 'finish time, newest first' },
@@ -36,6 +38,12 @@ export const STATUS_INDEXES = {
   canceled: { keys: (k) => [k.tasks.finished], order: 'desc', hashStatus: 'canceled', orderedBy: 'cancel time, newest first' },
   dead: { keys: (k) => [k.tasks.dead], order: 'desc', hashStatus: 'dead', orderedBy: 'when it died, newest first' },
 } satisfies Record<string, StatusIndex>;
+
+async function queuedSets(k: QueueKeys, redis: Redis, query: Pick<SearchQuery, 'group'>): Promise<string[]> {
+  const g = groupKeys(k.tasks.queue);
+  const names = query.group !== undefined ? [query.group] : (await redis.smembers(g.names)).sort();
+  return [k.tasks.queue, ...names.map((name) => g.waiting(name))];
+}
 
 export type SearchStatus = keyof typeof STATUS_INDEXES;
 export const SEARCH_STATUSES = Object.keys(STATUS_INDEXES) as SearchStatus[];
@@ -160,13 +168,19 @@ export async function searchTasks(queue: TaskQueue, q: SearchQuery): Promise<Sea
   const tasks: TaskSummary[] = [];
   let scanned = 0;
   let shard = at.shard;
-  let keys = await index.keys(shards[shard]!, queue.redis);
+  let keys = await index.keys(shards[shard]!, queue.redis, q);
   let part = 0;
   let from: { score: string; id: string } | null = null;
   if (at.key !== undefined) {
     part = keys.indexOf(at.key);
-    if (part < 0) throw new BadCursorError('the index this cursor walked is gone: start again without cursor');
-    if (at.score !== undefined) from = { score: at.score, id: at.id! };
+    if (part >= 0) {
+      if (at.score !== undefined) from = { score: at.score, id: at.id! };
+    } else {
+      // A set of a status spread over several (a group's, listed in name order) emptied and went
+      // away between pages: go on with the next set after it.
+      part = keys.findIndex((key, i) => i > 0 && key > at.key!);
+      if (part < 0) part = keys.length;
+    }
   }
   for (;;) {
     const shardKeys = shards[shard]!;
@@ -206,7 +220,7 @@ export async function searchTasks(queue: TaskQueue, q: SearchQuery): Promise<Sea
       next = { shard, key: keys[part]! };
     } else if (shard + 1 < shards.length) {
       shard++;
-      keys = await index.keys(shards[shard]!, queue.redis);
+      keys = await index.keys(shards[shard]!, queue.redis, q);
       part = 0;
       from = null;
       next = { shard };

@@ -67,6 +67,7 @@ export function taskView(hash: TaskHash) {
     ...(hash.timed_out ? { timed_out: hash.timed_out === '1' } : {}),
     ...(hash.user_id ? { user_id: hash.user_id } : {}),
     ...(hash.room_id ? { room_id: hash.room_id } : {}),
+    ...(hash.group ? { group: hash.group } : {}),
     webhook: hash.webhook_status
       ? {
           status: hash.webhook_status,

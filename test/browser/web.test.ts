@@ -102,6 +102,11 @@ describe.skipIf(!available)(`browser (${available ? 'chromium' : `skipped: ${CHR
     expect(await page.textContent(`tr[data-task="${doomed}"]`)).toContain('fail attempt');
     expect(await page.textContent('#comets')).toContain('ws://');
     expect(await page.textContent('#workers')).toMatch(/\d+ × \d+/);
+    // Groups: a group with limits is listed with them.
+    const put = await fetch(`${stack.logicUrl}/groups/tenant-x`, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ concurrency: 1, rate: { max: 5, per_ms: 1000 } }) });
+    expect(put.status).toBe(200);
+    await page.waitForSelector('tr[data-group="tenant-x"]');
+    expect(await page.textContent('tr[data-group="tenant-x"]')).toContain('1 at once, 5 per 1000 ms');
     await page.screenshot({ path: `${ARTIFACTS}dashboard-dead.png`, fullPage: true });
 
     const tasks = queueKeys({ keyPrefix: '' });

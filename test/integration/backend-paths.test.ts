@@ -63,6 +63,15 @@ describe('QUEUE_BACKEND=bullmq', () => {
     listener.ws.close();
   });
 
+  it('refuses a task with a group (400 naming group) and the group routes (501): BullMQ has groups only in its Pro edition', async () => {
+    const res = await app.inject({ method: 'POST', url: '/generate', headers: { authorization: authHeader }, payload: { type: 'echo', group: 'tenant-a' } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: 'validation_failed', fields: [{ field: 'group', message: expect.stringContaining('QUEUE_BACKEND=redis') }] });
+    const put = await app.inject({ method: 'PUT', url: '/groups/tenant-a', headers: { authorization: authHeader }, payload: { concurrency: 1 } });
+    expect(put.statusCode).toBe(501);
+    expect(put.json()).toMatchObject({ error: 'not_supported', message: expect.stringContaining('QUEUE_BACKEND=redis') });
+  });
+
   it('the dashboard retry of a dead-lettered task answers 501 and leaves it dead', async () => {
     await deadTask('000000009001');
     const res = await app.inject({ method: 'POST', url: '/dashboard/api/dead/000000009001/retry', headers: { authorization: authHeader } });

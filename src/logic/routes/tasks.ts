@@ -9,6 +9,7 @@ import type { RoutingKeys } from '../../routing/keys.ts';
 import { encodePushPayload, pushPayload, roomTarget, stampedMessage, usersTarget } from '../../contract/push-message.ts';
 import { statusPush } from '../../contract/task-status-message.ts';
 import { ApiError } from '../errors.ts';
+import { groupNeedsRedis } from './groups.ts';
 import { acceptedSchema, acceptedSerializerCompiler, generateBodySchema, idempotencyHeadersSchema, taskParamsSchema, type GenerateBody } from '../schemas.ts';
 
 export interface TaskRoutesOptions {
@@ -39,6 +40,8 @@ export function fingerprint(body: unknown): string {
 export function toNewTask(body: GenerateBody, priority: number, requestId: string, keys: RoutingKeys): NewTask {
   const type = body.type ?? 'audio';
   const fields: Record<string, string> = { request_id: requestId };
+  // Groups (src/queue/groups.ts): a fair share and limits with the group's other tasks.
+  const group = body.group ? { group: body.group } : {};
   if (body.audio) fields.audio = body.audio;
   if (body.user_id) fields.user_id = body.user_id;
   if (body.room_id) fields.room_id = body.room_id;
@@ -52,6 +55,7 @@ export function toNewTask(body: GenerateBody, priority: number, requestId: strin
       payload: encodePushPayload(push),
       ...(body.hook_url ? { hookUrl: body.hook_url } : {}),
       fields,
+      ...group,
       ...(push.mode === 'room' ? { sequenceKey: keys.roomSeq(push.roomId!) } : {}),
     };
   }
@@ -63,6 +67,7 @@ export function toNewTask(body: GenerateBody, priority: number, requestId: strin
     ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
     ...(body.hook_url ? { hookUrl: body.hook_url } : {}),
     fields,
+    ...group,
   };
 }
 
@@ -86,6 +91,7 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
       schema: { body: bodySchema, headers: idempotencyHeadersSchema, response: { 202: acceptedSchema } },
     },
     async (request, reply) => {
+      if (request.body.group !== undefined && options.backendName !== 'redis') throw groupNeedsRedis(options.backendName);
       const priority = request.body.priority ?? options.defaultPriority;
       const task = toNewTask(request.body, priority, request.id, options.keys);
       const key = request.headers['idempotency-key'];

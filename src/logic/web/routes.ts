@@ -7,6 +7,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { signConnectionToken } from '../../auth/token.ts';
 import type { TaskQueue } from '../../queue/task-queue.ts';
+import { Groups } from '../../queue/groups.ts';
 import { reviveDeadTask, type BackendName } from '../../queue/backend.ts';
 import type { RoutingRegistry } from '../../routing/registry.ts';
 import type { RoutingKeys } from '../../routing/keys.ts';
@@ -111,6 +112,8 @@ export const webRoutes: FastifyPluginAsyncZod<WebRoutesOptions> = async (app, op
       return { key, add: (p) => p.hgetall(key) };
     }))).map(([v]) => v as Record<string, string>);
     const cometBeats = await registry.cometHeartbeats(comets.map((c) => c.cometId));
+    // Groups (src/queue/groups.ts): limits and counts; the first 50 by name.
+    const groups = options.backendName === 'redis' ? (await new Groups(queue.redis, queue.keys).list()).slice(0, 50) : [];
     return {
       now: stats.nowMs,
       enqueued_total: enqueuedTotal.reduce((sum, [count]) => sum + Number(count ?? 0), 0),
@@ -120,6 +123,7 @@ export const webRoutes: FastifyPluginAsyncZod<WebRoutesOptions> = async (app, op
       comets: comets.map((c, i) => ({ id: c.cometId, ws_url: c.wsUrl, connections: c.connections, heartbeat_age_ms: cometBeats[i] === null ? null : stats.nowMs - cometBeats[i]! })),
       workers: workerIds.map((w, i) => ({ id: w.id, seen_age_ms: stats.nowMs - w.seenMs, ...workerRows[i] })),
       dead: dead.map((d, i) => ({ id: d.id, died_at: d.diedAtMs, type: deadRows[i]?.[0], priority: Number(deadRows[i]?.[1] ?? 0), attempts: Number(deadRows[i]?.[2] ?? 0), error: deadRows[i]?.[3] })),
+      groups,
       webhook_failures: webhookDead.map((d, i) => ({ id: d.id, failed_at: d.diedAtMs, hook_url: hookRows[i]?.[0], attempts: Number(hookRows[i]?.[1] ?? 0), error: hookRows[i]?.[2], task_status: hookRows[i]?.[3] })),
     };
   });

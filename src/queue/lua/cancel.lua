@@ -7,13 +7,26 @@
   Returns { 1, 'canceled' } when this call canceled it, { 0, status } when it was not waiting
   (processing, completed, canceled already, ...), or false when no such task exists.
 ]]
+--@include lib/groups.lua
 local key = KEYS[3]
-local status = redis.call('HGET', key, 'status')
+local v = redis.call('HMGET', key, 'status', 'group')
+local status, group = v[1], v[2]
 if not status then
   return false
 end
-if redis.call('ZREM', KEYS[1], ARGV[2]) + redis.call('ZREM', KEYS[2], ARGV[2]) == 0 then
+-- A grouped task waits in its group's ZSET, not in the queue (docs/queue.md, "Groups").
+local waiting = group and group_key(KEYS[1], group) or KEYS[1]
+if redis.call('ZREM', waiting, ARGV[2]) + redis.call('ZREM', KEYS[2], ARGV[2]) == 0 then
   return { 0, status }
+end
+if group and redis.call('EXISTS', waiting) == 0 then
+  -- Its group has nothing left waiting: its entry goes too (a blocked group stays blocked
+  -- until its running tasks settle, which then finds nothing to requeue).
+  redis.call('ZREM', KEYS[1], GROUP_ENTRY .. group)
+  redis.call('ZREM', KEYS[2], GROUP_ENTRY .. group)
+  if not redis.call('HGET', group_running_key(KEYS[1]), group) then
+    redis.call('SREM', group_names_key(KEYS[1]), group)
+  end
 end
 local t = redis.call('TIME')
 local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))

@@ -33,6 +33,7 @@
   In the tagged layout (Redis Cluster, shards) ARGV[1] carries the queue's hash tag, so every
   hash lies in KEYS[1]'s slot, which Redis Cluster allows a script to touch.
 ]]
+--@include lib/groups.lua
 local queue, marker, seqKey, enqueuedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local taskPrefix = ARGV[1]
 local idemTtl = tonumber(ARGV[2])
@@ -102,11 +103,14 @@ for _ = 1, count do
       hash[#hash + 1] = 'seq'
       hash[#hash + 1] = redis.call('INCR', seqKeyOfTask)
     end
+    local group = nil
     for i = fieldsAt, fieldsAt + nfields * 2 - 1 do
       hash[#hash + 1] = ARGV[i]
+      -- A task with a `group` field waits in its group's ZSET (docs/queue.md, "Groups").
+      if ARGV[i] == 'group' and (i - fieldsAt) % 2 == 0 then group = ARGV[i + 1] end
     end
     redis.call('HSET', taskPrefix .. id, unpack(hash))
-    redis.call('ZADD', queue, string.format('%d', nowMs * (6 - priority)), id)
+    line_up_task(queue, id, string.format('%d', nowMs * (6 - priority)), group)
     if idemKey then
       redis.call('SET', idemKey, id .. ' ' .. fingerprint, 'EX', idemTtl)
     end

@@ -31,6 +31,7 @@
   Returns one entry per item: 1 = applied, 0 = refused (the lease is no longer this
   token's: reaped, settled already, or, with only-if-expired, extended meanwhile).
 ]]
+--@include lib/groups.lua
 local processing, queue, delayed, dead, marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local nextQueue, nextMarker = KEYS[6], KEYS[7]
 local taskPrefix, fp, baseField = ARGV[1], ARGV[2], ARGV[3]
@@ -60,8 +61,10 @@ for item = 1, count do
   argi = fieldsAt + nfields * 2
 
   local key = KEYS[7 + item]
-  -- attempts, stage status, hook_url, task status, priority, stage error, score base
-  local v = redis.call('HMGET', key, attemptsField, statusField, 'hook_url', 'status', 'priority', errorField, baseField)
+  -- attempts, stage status, hook_url, task status, priority, stage error, score base, group
+  local v = redis.call('HMGET', key, attemptsField, statusField, 'hook_url', 'status', 'priority', errorField, baseField, 'group')
+  -- Only the task stage has groups (docs/queue.md, "Groups").
+  local group = fp == '' and v[8] or nil
   local ok = 0
   if not v[2] then
     -- The hash is gone (deleted by hand or expired): only the lease entry is left to drop.
@@ -71,6 +74,9 @@ for item = 1, count do
     if not (onlyIfExpired and (not leaseScore or tonumber(leaseScore) > now)) then
       ok = 1
       unleased[#unleased + 1] = id
+      if group and group_slot_freed(queue, taskPrefix, group, now) then
+        wake = true
+      end
       local kv = {}
       for i = fieldsAt, fieldsAt + nfields * 2 - 1 do
         kv[#kv + 1] = ARGV[i]
@@ -117,7 +123,7 @@ for item = 1, count do
           redis.call('ZADD', delayed, dueAt, id)
         else
           redis.call('HSET', key, unpack(kv))
-          redis.call('ZADD', queue, string.format('%d', tonumber(v[7]) * (6 - tonumber(v[5]))), id)
+          line_up_task(queue, id, string.format('%d', tonumber(v[7]) * (6 - tonumber(v[5]))), group)
         end
         wake = true
       end
