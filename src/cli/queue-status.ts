@@ -54,6 +54,7 @@ export async function queueStatusReport(queue: TaskQueue, next: number, target: 
   );
   lines.push('');
   lines.push(`Oldest waiting task: ${stats.oldestWaitingAgeMs === null ? 'none waiting' : formatAge(stats.oldestWaitingAgeMs)}`);
+  lines.push(`Scheduled (delay_ms / run_at, not yet due): ${stats.scheduled} (ZCARD ${queue.keys.scheduled}${shards.length > 1 ? ' on each shard' : ''}; next: ZRANGE ${queue.keys.scheduled} 0 9 WITHSCORES)`);
   lines.push('');
   if (waiting.length === 0) {
     lines.push(`Next tasks: none (ZRANGE ${tasks.queue} 0 ${next - 1} WITHSCORES is empty)`);

@@ -63,6 +63,9 @@ export function taskView(hash: TaskHash) {
     started_at: iso(hash.started_at),
     finished_at: iso(hash.finished_at),
     retry_at: iso(hash.retry_at),
+    // delay_ms / run_at: when it starts (or started) to wait in line; its place in line is this time's.
+    ...(hash.run_at ? { run_at: iso(hash.run_at) } : {}),
+    ...(hash.schedule ? { schedule: hash.schedule, schedule_tick: iso(hash.schedule_tick) } : {}),
     ...(hash.user_id ? { user_id: hash.user_id } : {}),
     ...(hash.room_id ? { room_id: hash.room_id } : {}),
     webhook: hash.webhook_status

@@ -36,7 +36,22 @@ function fingerprint(body: unknown): string {
   return createHash('sha256').update(JSON.stringify(canonical(body))).digest('hex').slice(0, 32);
 }
 
-function toNewTask(body: GenerateBody, priority: number, requestId: string, keys: RoutingKeys): NewTask {
+/** The later start a body asks for (delay_ms / run_at), if any: the task then waits in the scheduled set. */
+function startOf(body: GenerateBody): NewTask['start'] {
+  if (body.run_at !== undefined) return { runAtMs: Date.parse(body.run_at) };
+  if (body.delay_ms !== undefined && body.delay_ms > 0) return { delayMs: body.delay_ms };
+  return undefined;
+}
+
+/** The task a /generate body describes (also what a recurring schedule fires: src/queue/schedules.ts). */
+export function toNewTask(body: GenerateBody, priority: number, requestId: string, keys: RoutingKeys): NewTask {
+  const task = toNewTaskNow(body, priority, requestId, keys);
+  const start = startOf(body);
+  if (start) task.start = start;
+  return task;
+}
+
+function toNewTaskNow(body: GenerateBody, priority: number, requestId: string, keys: RoutingKeys): NewTask {
   const type = body.type ?? 'audio';
   const fields: Record<string, string> = { request_id: requestId };
   if (body.audio) fields.audio = body.audio;
@@ -90,6 +105,9 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
     async (request, reply) => {
       const priority = request.body.priority ?? options.defaultPriority;
       const task = toNewTask(request.body, priority, request.id, options.keys);
+      if (task.start && options.backendName !== 'redis') {
+        throw new BackendUnsupportedError(`delay_ms and run_at need QUEUE_BACKEND=redis (this logic runs ${options.backendName})`);
+      }
       const key = request.headers['idempotency-key'];
       if (key) task.idempotency = { key, fingerprint: fingerprint(request.body) };
       let result;
@@ -117,13 +135,15 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
         reply.header('idempotent-replayed', 'true');
         return reply.code(202).send({ task_id: result.id, status: current?.status ?? 'queued', priority: Number(current?.priority ?? priority) });
       }
-      request.log.info({ task: result.id, type: task.type, priority }, `task ${result.id} queued`);
+      // enqueue.lua compares the start with the same Redis clock that made createdAtMs.
+      const status = task.start && ('delayMs' in task.start || task.start.runAtMs > result.createdAtMs) ? 'scheduled' : 'queued';
+      request.log.info({ task: result.id, type: task.type, priority }, `task ${result.id} ${status}`);
       const notification = queuedNotification(result.id, task, request.id);
       if (notification) {
         // The task is safely queued whatever happens here: a lost `queued` message is logged, not an error.
         await submit.enqueueOne(notification).catch((err: unknown) => request.log.warn({ err, task: result.id }, 'queued notification not enqueued'));
       }
-      return reply.code(202).send({ task_id: result.id, status: 'queued', priority });
+      return reply.code(202).send({ task_id: result.id, status, priority });
     },
   );
 
@@ -142,7 +162,7 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
     const outcome = await queue.cancel(id);
     if (outcome === null) throw new ApiError('not_found', `task ${id} does not exist (or has expired)`);
     if (!outcome.canceled) {
-      throw new ApiError('not_cancelable', `task ${id} is ${outcome.status}; only queued tasks can be canceled`, undefined, {
+      throw new ApiError('not_cancelable', `task ${id} is ${outcome.status}; only queued or scheduled tasks can be canceled`, undefined, {
         status: outcome.status,
       });
     }

@@ -56,8 +56,8 @@ for item = 1, count do
   argi = fieldsAt + nfields * 2
 
   local key = KEYS[7 + item]
-  -- attempts, stage status, hook_url, task status, priority, stage error, score base
-  local v = redis.call('HMGET', key, attemptsField, statusField, 'hook_url', 'status', 'priority', errorField, baseField)
+  -- attempts, stage status, hook_url, task status, priority, stage error, score base, run_at
+  local v = redis.call('HMGET', key, attemptsField, statusField, 'hook_url', 'status', 'priority', errorField, baseField, fp .. 'run_at')
   local ok = 0
   if not v[2] then
     -- The hash is gone (deleted by hand or expired): only the lease entry is left to drop.
@@ -110,7 +110,8 @@ for item = 1, count do
           redis.call('ZADD', delayed, dueAt, id)
         else
           redis.call('HSET', key, unpack(kv))
-          redis.call('ZADD', queue, string.format('%d', tonumber(v[7]) * (6 - tonumber(v[5]))), id)
+          -- A scheduled task's place is its run_at's, not its created_at's (claim.lua).
+          redis.call('ZADD', queue, string.format('%d', tonumber(v[8] or v[7]) * (6 - tonumber(v[5]))), id)
         end
         wake = true
       end
