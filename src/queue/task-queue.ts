@@ -85,7 +85,7 @@ export class TaskQueue {
     this.tasks = new Stage(
       redis,
       keys.shards.map((k) => ({
-        spec: { name: 'tasks', keys: k.tasks, fieldPrefix: '', scoreField: 'created_at', next: k.results },
+        spec: { name: 'tasks', keys: k.tasks, fieldPrefix: '', scoreField: 'created_at', next: k.results, scheduled: k.scheduled },
         taskPrefix: k.taskPrefix,
       })),
       options.retentionSeconds,
