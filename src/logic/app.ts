@@ -14,6 +14,7 @@ import { ApiError, codeForStatus, rawErrorResponse, type ApiErrorCode, type Fiel
 import { exceedsJsonDepth } from './json-depth.ts';
 import { healthRoutes } from './routes/health.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { scheduleRoutes } from './routes/schedules.ts';
 import { pushRoutes } from './routes/push.ts';
 import { fileRoutes } from './routes/files.ts';
 import { RoutingRegistry } from '../routing/registry.ts';
@@ -190,6 +191,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
     taskTypes: deps.taskTypes,
     keys: routingKeys(deps.queue.keys.prefix, deps.queue.keys.cluster),
   });
+  await app.register(scheduleRoutes, { queue: deps.queue, backendName: deps.backend?.name ?? 'redis', taskTypes: deps.taskTypes });
   if (deps.audioWorkDir) await app.register(fileRoutes, { queue: deps.queue, workDir: deps.audioWorkDir });
   const registry = new RoutingRegistry(deps.redis, routingKeys(deps.queue.keys.prefix, deps.queue.keys.cluster), 300);
   await app.register(webRoutes, {

@@ -15,6 +15,7 @@ const SCRIPTS = {
   expired: { file: 'expired.lua' },
   cancel: { file: 'cancel.lua' },
   revive: { file: 'revive.lua' },
+  'schedule-advance': { file: 'schedule-advance.lua' },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
