@@ -71,6 +71,10 @@ describe('delay_ms / run_at', () => {
 
     const health = await logic.app.inject({ method: 'GET', url: '/health' });
     expect(health.json().scheduled).toBe(3);
+    const overview = await logic.app.inject({ method: 'GET', url: '/dashboard/api/overview', headers: { authorization: authHeader } });
+    expect(overview.json().scheduled).toBe(3); // the dashboard's "scheduled for later" line
+    const html = await logic.app.inject({ method: 'GET', url: '/dashboard.js' });
+    expect(html.body).toContain('scheduled for later');
 
     // Cancel while scheduled: it leaves the scheduled set and never runs.
     const del = await logic.app.inject({ method: 'DELETE', url: `/tasks/${farId}`, headers: { authorization: authHeader } });

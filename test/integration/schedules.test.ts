@@ -84,6 +84,10 @@ describe('POST /schedules validation', () => {
     }
     expect(await logic.redis.hlen(logic.keys.schedules)).toBe(0);
     expect((await api('DELETE', '/schedules/nope')).statusCode).toBe(404);
+    // OpenAPI (generated from the routes' schemas) documents the routes and the task's start fields.
+    const doc = (await logic.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/schedules', '/schedules/{name}']));
+    expect(JSON.stringify(doc.paths['/generate'])).toContain('run_at');
     expect((await api('DELETE', '/schedules/bad%20name')).statusCode).toBe(400);
   });
 

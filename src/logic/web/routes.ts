@@ -117,6 +117,7 @@ export const webRoutes: FastifyPluginAsyncZod<WebRoutesOptions> = async (app, op
       queues: { tasks: stats.tasks, results: stats.results },
       priorities: stats.priorities.map((p) => ({ priority: p.priority, queued: p.queued })),
       oldest_waiting_age_ms: stats.oldestWaitingAgeMs,
+      scheduled: stats.scheduled,
       comets: comets.map((c, i) => ({ id: c.cometId, ws_url: c.wsUrl, connections: c.connections, heartbeat_age_ms: cometBeats[i] === null ? null : stats.nowMs - cometBeats[i]! })),
       workers: workerIds.map((w, i) => ({ id: w.id, seen_age_ms: stats.nowMs - w.seenMs, ...workerRows[i] })),
       dead: dead.map((d, i) => ({ id: d.id, died_at: d.diedAtMs, type: deadRows[i]?.[0], priority: Number(deadRows[i]?.[1] ?? 0), attempts: Number(deadRows[i]?.[2] ?? 0), error: deadRows[i]?.[3] })),

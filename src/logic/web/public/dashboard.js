@@ -46,6 +46,7 @@ async function refresh() {
   $('queued').textContent = t.queued;
   $('oldest').textContent = o.oldest_waiting_age_ms === null ? 'nothing waiting' : `oldest waits ${o.oldest_waiting_age_ms} ms`;
   $('busy').textContent = `${t.processing} / ${t.delayed} / ${t.dead}`;
+  $('scheduled').textContent = `${o.scheduled ?? 0} scheduled for later (delay_ms / run_at)`;
   $('webhooks').textContent = `webhooks: ${o.queues.results.queued} queued, ${o.queues.results.dead} failed for good`;
   $('rate').textContent = rate.toFixed(1);
   $('total').textContent = `${o.enqueued_total} enqueued since the start`;
