@@ -23,6 +23,8 @@ export function cadenceProblem(cron: string, tz: string | undefined): { field: '
       return { field: 'tz', message: `tz must be an IANA time zone like Europe/Berlin or UTC; "${tz}" is not one` };
     }
   }
+  // cron-parser reads an empty expression as "every second": refuse it rather than guess.
+  if (cron.trim().split(/\s+/).length < 5) return { field: 'cron', message: 'cron must have 5 fields (minute hour day month weekday), or 6 with seconds first' };
   try {
     CronExpressionParser.parse(cron, { tz: tz ?? 'UTC', strict: false }).next();
   } catch (err) {

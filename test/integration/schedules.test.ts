@@ -214,7 +214,7 @@ describe('pushline schedule', () => {
     // The API sees what the CLI added.
     expect((await api('GET', '/schedules')).json().schedules.map((s: { name: string }) => s.name)).toContain('cli-report');
 
-    const bad = await cli('add', 'bad', '--cron', 'not a cron', '--task', '{"type":"echo"}');
+    const bad = await cli('add', 'bad', '--cron', '99 * * * *', '--task', '{"type":"echo"}');
     expect(bad.code).toBe(2);
     expect(bad.out).toMatch(/cron: cron is not a valid cron expression/);
     const badTask = await cli('add', 'bad', '--every-ms', '1000', '--task', '{"type":"nope"}');
