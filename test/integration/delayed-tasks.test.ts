@@ -52,7 +52,7 @@ describe('delay_ms / run_at', () => {
     const high = await post({ type: 'echo', priority: 5, run_at: later, payload: { delay_ms: 20 } });
     const now3 = await post({ type: 'echo', priority: 3, payload: { delay_ms: 20 } });
     const far = await post({ type: 'echo', priority: 5, delay_ms: 3_600_000 });
-    const past = await post({ type: 'echo', priority: 2, run_at: '2020-01-01T00:00:00+02:00' });
+    const past = await post({ type: 'echo', priority: 2, run_at: '2020-01-01T00:00:00+02:00', payload: { delay_ms: 20 } });
     for (const r of [low, high, far]) {
       expect(r.statusCode).toBe(202);
       expect(r.json().status).toBe('scheduled');
