@@ -73,6 +73,8 @@ describe('delay_ms / run_at', () => {
     expect(health.json().scheduled).toBe(3);
     const overview = await logic.app.inject({ method: 'GET', url: '/dashboard/api/overview', headers: { authorization: authHeader } });
     expect(overview.json().scheduled).toBe(3); // the dashboard's "scheduled for later" line
+    const metrics = (await logic.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/pushline_queue_depth\{stage="tasks",state="scheduled"[^}]*\} 3\n/);
     const html = await logic.app.inject({ method: 'GET', url: '/dashboard.js' });
     expect(html.body).toContain('scheduled for later');
 
