@@ -98,6 +98,10 @@ describe('POST /schedules validation', () => {
     // 02:30 in Berlin is 01:30 UTC in winter, 00:30 UTC in summer.
     expect(next).toMatch(/T0[01]:30:00\.000Z$/);
     expect(Date.parse(next)).toBeGreaterThan(Date.now());
+    // The dashboard lists it with its next run.
+    const overview = (await api('GET', '/dashboard/api/overview')).json();
+    expect(overview.schedules).toEqual([expect.objectContaining({ name: 'nightly', cron: '30 2 * * *', tz: 'Europe/Berlin', next_run_at: next })]);
+    expect((await logic.app.inject({ method: 'GET', url: '/dashboard', headers: { authorization: authHeader } })).body).toContain('id="schedules"');
     const replaced = await api('POST', '/schedules', { name: 'nightly', every_ms: 60_000, task: { type: 'echo' }, catch_up: 'none' });
     expect(replaced.statusCode).toBe(200);
     const list = (await api('GET', '/schedules')).json().schedules;

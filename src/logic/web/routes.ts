@@ -11,6 +11,7 @@ import { reviveDeadTask, type BackendName } from '../../queue/backend.ts';
 import type { RoutingRegistry } from '../../routing/registry.ts';
 import type { RoutingKeys } from '../../routing/keys.ts';
 import { workerInfoKey } from '../../job/worker-registry.ts';
+import { scheduleView, ScheduleStore } from '../../schedule/store.ts';
 import { perSlot } from '../../redis/batch.ts';
 import { ApiError } from '../errors.ts';
 import { displayName, identifier, taskParamsSchema } from '../schemas.ts';
@@ -111,7 +112,10 @@ export const webRoutes: FastifyPluginAsyncZod<WebRoutesOptions> = async (app, op
       return { key, add: (p) => p.hgetall(key) };
     }))).map(([v]) => v as Record<string, string>);
     const cometBeats = await registry.cometHeartbeats(comets.map((c) => c.cometId));
+    // Recurring schedules are few (one HASH, one ZSET); the first 50 by name.
+    const schedules = (await new ScheduleStore(queue.redis, queue.keys).list()).slice(0, 50).map(scheduleView);
     return {
+      schedules,
       now: stats.nowMs,
       enqueued_total: enqueuedTotal.reduce((sum, [count]) => sum + Number(count ?? 0), 0),
       queues: { tasks: stats.tasks, results: stats.results },
