@@ -109,7 +109,16 @@ export class Scheduler {
       const tick = decision.fire;
       const body = definition.task as GenerateBody;
       const requestId = `schedule:${name}:${tick}`;
-      const task = toNewTask(body, body.priority ?? this.options.defaultPriority, requestId, this.options.routing);
+      let task;
+      try {
+        task = toNewTask(body, body.priority ?? this.options.defaultPriority, requestId, this.options.routing);
+      } catch (err) {
+        // A definition edited by hand into something no task can be built from must not hold up
+        // the other schedules (Redis errors, by contrast, go up to the loop, which backs off).
+        log.warn({ err: String(err), schedule: name }, `scheduler: schedule ${name} has a task that cannot be built; retrying in a minute`);
+        await this.store.advance(name, runMs, now + BROKEN_RETRY_MS);
+        return;
+      }
       task.fields = { ...task.fields, schedule: name, schedule_tick: String(tick) };
       // One fingerprint for every firing of a tick: a re-fire is recognised, never a conflict.
       task.idempotency = { key: requestId, fingerprint: 'schedule' };

@@ -49,20 +49,22 @@ local t = redis.call('TIME')
 local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nowStr = string.format('%d', nowMs)
 
--- The start of a delayed task (its run_at or delay_ms field) when it is still ahead, else nil.
+-- The start of a delayed task (its run_at or delay_ms field) when it is still ahead, else nil;
+-- and whether it has a run_at field at all (one already past is dropped from the hash).
 local function scheduledStart(fieldsAt, nfields, now)
-  local due = nil
+  local due, hasRunAt = nil, false
   for i = fieldsAt, fieldsAt + nfields * 2 - 1, 2 do
     if ARGV[i] == 'run_at' then
       due = tonumber(ARGV[i + 1])
+      hasRunAt = true
     elseif ARGV[i] == 'delay_ms' then
       due = now + (tonumber(ARGV[i + 1]) or 0)
     end
   end
   if due and due > now then
-    return due
+    return due, hasRunAt
   end
-  return nil
+  return nil, hasRunAt
 end
 
 local out = {}
@@ -127,7 +129,7 @@ for _ = 1, count do
     for i = fieldsAt, fieldsAt + nfields * 2 - 1 do
       hash[#hash + 1] = ARGV[i]
     end
-    local dueMs = scheduledStart(fieldsAt, nfields, nowMs)
+    local dueMs, hasRunAt = scheduledStart(fieldsAt, nfields, nowMs)
     if dueMs then
       hash[6] = 'scheduled'
       hash[#hash + 1] = 'run_at'
@@ -138,7 +140,9 @@ for _ = 1, count do
       redis.call('ZADD', KEYS[#KEYS], string.format('%d', dueMs), id)
     else
       -- A run_at already past: the task is queued now, and its score base is its created_at.
-      redis.call('HDEL', taskPrefix .. id, 'run_at')
+      if hasRunAt then
+        redis.call('HDEL', taskPrefix .. id, 'run_at')
+      end
       redis.call('ZADD', queue, string.format('%d', nowMs * (6 - priority)), id)
     end
     if idemKey then
