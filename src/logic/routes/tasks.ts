@@ -82,12 +82,16 @@ function toNewTaskNow(body: GenerateBody, priority: number, requestId: string, k
   };
 }
 
-/** The `queued` status message of a task that asked for notifications, as a push task of its own. */
-function queuedNotification(taskId: string, task: NewTask, requestId: string): NewTask | null {
+/**
+ * The `queued` status message of a task that asked for notifications, as a push task of its own;
+ * `scheduled` with its start for a delayed task (`runAtMs`).
+ */
+function queuedNotification(taskId: string, task: NewTask, requestId: string, runAtMs: number | null = null): NewTask | null {
   const hash = { type: task.type, priority: String(task.priority), ...task.fields };
   const target = statusTarget(hash);
   if (!target) return null;
-  const push: PushPayload = { ...target, message: statusMessage(taskId, hash, { status: 'queued', attempt: 0 }) };
+  const event = runAtMs === null ? { status: 'queued' as const, attempt: 0 } : { status: 'scheduled' as const, attempt: 0, runAtMs };
+  const push: PushPayload = { ...target, message: statusMessage(taskId, hash, event) };
   return { type: 'push', priority: NOTIFICATION_PRIORITY, payload: JSON.stringify(push), fields: { request_id: requestId, notification_of: taskId } };
 }
 
@@ -135,10 +139,11 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
         reply.header('idempotent-replayed', 'true');
         return reply.code(202).send({ task_id: result.id, status: current?.status ?? 'queued', priority: Number(current?.priority ?? priority) });
       }
-      // enqueue.lua compares the start with the same Redis clock that made createdAtMs.
-      const status = task.start && ('delayMs' in task.start || task.start.runAtMs > result.createdAtMs) ? 'scheduled' : 'queued';
+      // enqueue.lua compares the start with the same Redis clock that made createdAtMs (and adds delay_ms to it).
+      const runAtMs = !task.start ? null : 'delayMs' in task.start ? result.createdAtMs + task.start.delayMs : task.start.runAtMs > result.createdAtMs ? task.start.runAtMs : null;
+      const status = runAtMs === null ? 'queued' : 'scheduled';
       request.log.info({ task: result.id, type: task.type, priority }, `task ${result.id} ${status}`);
-      const notification = queuedNotification(result.id, task, request.id);
+      const notification = queuedNotification(result.id, task, request.id, runAtMs);
       if (notification) {
         // The task is safely queued whatever happens here: a lost `queued` message is logged, not an error.
         await submit.enqueueOne(notification).catch((err: unknown) => request.log.warn({ err, task: result.id }, 'queued notification not enqueued'));
