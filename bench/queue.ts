@@ -22,6 +22,7 @@ import { startRedisServer } from '../src/local/redis-server.ts';
 import type { FromWorker, ToWorker } from './lib/latency-worker.ts';
 import { phaseWait } from './lib/wait-phase.ts';
 import { phaseGroups } from './lib/groups-phase.ts';
+import { phaseScheduled } from './lib/scheduled-phase.ts';
 import {
   describeConfig,
   LABEL,
@@ -68,7 +69,10 @@ const LATENCY_CONFIG: Record<PeerName, WorkConfig> = {
   bullmq: parseWorkConfig(listSetting('latency-bullmq', '1x64')[0] ?? '1x64'),
 };
 const MEMORY_N = numberSetting('memory-n', 100_000);
-const PHASES = new Set(listSetting('phases', 'enqueue,completed,latency,memory,groups'));
+const PHASES = new Set(listSetting('phases', 'enqueue,completed,latency,memory,groups,scheduled'));
+/** Phase "scheduled": tasks added with this delay (delay_ms / BullMQ `delay`), N of them. */
+const SCHEDULED_N = numberSetting('scheduled-n', 5000);
+const SCHEDULED_DELAY_MS = numberSetting('scheduled-delay-ms', 1000);
 const SEED = numberSetting('seed', 42);
 /**
  * Enqueue and completed/s run this many times, alternating which queue goes first (best kept);
@@ -552,8 +556,10 @@ async function main(): Promise<void> {
   if (PHASES.has('completed')) await phaseCompleted();
   if (PHASES.has('latency')) await phaseLatency();
   if (PHASES.has('memory')) await phaseMemory();
-  // 100 groups under a per-group limit vs BullMQ's (queue-wide) rate limiter (bench/lib/groups-phase.ts).
-  if (PHASES.has('groups')) await phaseGroups({ port, n: N, log, measure, flushall, rows, cpuRows, notes });
+  if (PHASES.has('scheduled')) {
+    const configs = { pushline: PUSHLINE_CONFIGS[0]!, bullmq: BULLMQ_CONFIGS[BULLMQ_CONFIGS.length > 3 ? 3 : 0]! };
+    cpuRows.push(...(await phaseScheduled({ port, admin, n: SCHEDULED_N, delayMs: SCHEDULED_DELAY_MS, configs, redisCpu, flushall, log })));
+  }
   // Not in the default phases: it starts a master + replica of its own (bench/lib/wait-phase.ts).
   if (PHASES.has('wait')) await phaseWait(log);
 

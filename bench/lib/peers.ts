@@ -38,6 +38,8 @@ export interface NewItem {
   /** pushline priority 1..5 (5 first); BullMQ gets 6 − p (1 first). */
   priority: number;
   data: TaskData;
+  /** Start no earlier than this many ms from now (pushline delay_ms; BullMQ's `delay` option). */
+  delayMs?: number;
 }
 
 /**
@@ -108,7 +110,12 @@ async function pushlinePeer(opts: PeerOptions): Promise<Peer> {
   const keys = queueKeys();
   // Production defaults (src/config/schema.ts): retention 7 days, idempotency TTL 1 day.
   const queue = new TaskQueue(command, keys, { retentionSeconds: 7 * 86_400, idempotencyTtlSeconds: 86_400 });
-  const toTask = (item: NewItem) => ({ type: PAYLOAD_TYPE, priority: item.priority, payload: JSON.stringify(item.data) });
+  const toTask = (item: NewItem) => ({
+    type: PAYLOAD_TYPE,
+    priority: item.priority,
+    payload: JSON.stringify(item.data),
+    ...(item.delayMs ? { start: { delayMs: item.delayMs } } : {}),
+  });
   return {
     name: 'pushline',
     add: (item) => queue.enqueueOne(toTask(item)),
@@ -116,7 +123,7 @@ async function pushlinePeer(opts: PeerOptions): Promise<Peer> {
     waiting: () => command.zcard(keys.tasks.queue),
     async unfinished() {
       const d = await queue.tasks.depths();
-      return d.queued + d.processing + d.delayed;
+      return d.queued + d.processing + d.delayed + (await queue.scheduledCount());
     },
     async work(cfg, onTask, onCompleted) {
       const dispatcher = new Agent();
@@ -173,7 +180,7 @@ async function bullmqPeer(opts: PeerOptions): Promise<Peer> {
   const queue = new Queue<TaskData>(PAYLOAD_TYPE, { connection });
   queue.on('error', (err) => console.error(`[bench] BullMQ queue error: ${String(err)}`));
   await queue.waitUntilReady();
-  const toJob = (item: NewItem) => ({ name: PAYLOAD_TYPE, data: item.data, opts: { priority: 6 - item.priority } });
+  const toJob = (item: NewItem) => ({ name: PAYLOAD_TYPE, data: item.data, opts: { priority: 6 - item.priority, ...(item.delayMs ? { delay: item.delayMs } : {}) } });
   return {
     name: 'bullmq',
     add: (item) => queue.add(PAYLOAD_TYPE, item.data, { priority: 6 - item.priority }),

@@ -292,4 +292,50 @@ queueCommand
     });
   });
 
+const scheduleCommand = program.command('schedule').description('recurring schedules (POST /schedules): list, add or replace, remove');
+
+scheduleCommand
+  .command('list')
+  .description('every schedule with its cadence, catch-up policy and next run')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { json?: boolean }) => {
+    const { listSchedules } = await import('./schedule.ts');
+    await withQueue(async (queue) => process.stdout.write((await listSchedules(queue, Boolean(opts.json))) + '\n'));
+  });
+
+scheduleCommand
+  .command('add')
+  .description('add a schedule, or replace the one of that name')
+  .argument('<name>', 'schedule name')
+  .option('--cron <expression>', 'cron expression (5 fields, or 6 with seconds), e.g. "*/5 * * * *"')
+  .option('--tz <zone>', 'IANA time zone of --cron (default UTC)')
+  .option('--every-ms <ms>', 'fixed period instead of --cron', intOption('--every-ms', 1, 365 * 24 * 3600 * 1000))
+  .requiredOption('--task <json>', 'the task each tick enqueues, as a POST /generate body, e.g. \'{"type":"echo","payload":{}}\'')
+  .option('--catch-up <policy>', 'after downtime: latest (one run for all missed ticks, default), none (skip them), all (each, bounded)')
+  .option('--catch-up-max <n>', 'with --catch-up all: at most this many missed ticks (default 100)', intOption('--catch-up-max', 1, 1000))
+  .action(async (name: string, opts: { cron?: string; tz?: string; everyMs?: number; task: string; catchUp?: string; catchUpMax?: number }) => {
+    const { addSchedule } = await import('./schedule.ts');
+    await withQueue(async (queue) => {
+      try {
+        process.stdout.write((await addSchedule(queue, env(), name, opts)) + '\n');
+      } catch (err) {
+        process.stderr.write(`pushline: schedule add: ${(err as Error).message}\n`);
+        process.exitCode = 2;
+      }
+    });
+  });
+
+scheduleCommand
+  .command('rm')
+  .description('remove a schedule: no further ticks fire')
+  .argument('<name>', 'schedule name')
+  .action(async (name: string) => {
+    const { removeSchedule } = await import('./schedule.ts');
+    await withQueue(async (queue) => {
+      const removed = await removeSchedule(queue, name);
+      process.stdout.write(removed ? `schedule ${name} removed\n` : `no schedule ${name}\n`);
+      if (!removed) process.exitCode = 1;
+    });
+  });
+
 await program.parseAsync(process.argv);

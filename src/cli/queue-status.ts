@@ -55,6 +55,7 @@ export async function queueStatusReport(queue: TaskQueue, next: number, target: 
   );
   lines.push('');
   lines.push(`Oldest waiting task: ${stats.oldestWaitingAgeMs === null ? 'none waiting' : formatAge(stats.oldestWaitingAgeMs)}`);
+  lines.push(`Scheduled (delay_ms / run_at, not yet due): ${stats.scheduled} (ZCARD ${queue.keys.scheduled}${shards.length > 1 ? ' on each shard' : ''}; next: ZRANGE ${queue.keys.scheduled} 0 9 WITHSCORES)`);
   lines.push('');
   lines.push(...groupLines(await new Groups(queue.redis, queue.keys).list(), tasks.queue));
   lines.push('');

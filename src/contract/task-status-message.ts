@@ -4,7 +4,7 @@
 import type { TaskHash } from '../queue/task.ts';
 import { pushPayload, roomTarget, usersTarget, type PushPayload, type PushTarget } from './push-message.ts';
 
-export type TaskStatusName = 'queued' | 'processing' | 'completed' | 'failed' | 'dead';
+export type TaskStatusName = 'scheduled' | 'queued' | 'processing' | 'completed' | 'failed' | 'dead';
 
 export interface TaskStatusEvent {
   status: TaskStatusName;
@@ -16,6 +16,8 @@ export interface TaskStatusEvent {
   error?: string;
   /** A retry: ms until it runs again. */
   retryInMs?: number;
+  /** A delayed task (status scheduled): when it starts, ms. */
+  runAtMs?: number;
 }
 
 /** Results larger than this are left out of the message (the webhook and GET /tasks/:id have them). */
@@ -48,6 +50,7 @@ export function statusMessage(taskId: string, hash: Pick<TaskHash, string>, even
   if (event.note !== undefined) message.note = event.note;
   if (event.error !== undefined) message.error = event.error;
   if (event.retryInMs !== undefined) message.retry_in_ms = event.retryInMs;
+  if (event.runAtMs !== undefined) message.run_at = new Date(event.runAtMs).toISOString();
   if (event.result !== undefined) {
     const text = JSON.stringify(event.result);
     if (text !== undefined && text.length <= MAX_RESULT_CHARS) message.result = event.result;

@@ -23,6 +23,7 @@ import { probeRedis, queueDepth } from '../metrics/common.ts';
 import { createRegistry, serveMetrics, type Registry } from '../metrics/registry.ts';
 import { observeScripts } from '../queue/scripts.ts';
 import { RoutingLookup } from '../routing/lookup.ts';
+import { Scheduler } from '../schedule/scheduler.ts';
 
 export interface JobHandle {
   runner: JobRunner;
@@ -108,6 +109,10 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
     ...(backend ? { backend } : {}),
   });
   await runner.start();
+  // Recurring schedules (POST /schedules): every job runs the loop; the tick's idempotency key
+  // and a compare-and-set make it one task per tick however many do.
+  const scheduler = env.QUEUE_BACKEND === 'redis' ? new Scheduler({ queue, redis: command, routing: keysOfRouting, defaultPriority: env.DEFAULT_PRIORITY, log: log.child({ part: 'scheduler' }) }) : null;
+  scheduler?.start();
   const stopHeartbeat = startWorkerHeartbeat(
     command,
     keys,
@@ -120,6 +125,7 @@ export async function startJob(env: Env, log: Logger, extraProcessors: Processor
     async stop() {
       stopProbe();
       metricsServer.server.close();
+      await scheduler?.stop();
       await runner.stop();
       await stopHeartbeat();
       await backend?.close();

@@ -17,6 +17,7 @@ import { taskRoutes } from './routes/tasks.ts';
 import { batchRoutes } from './routes/batch.ts';
 import { taskSearchRoutes } from './routes/task-search.ts';
 import { groupRoutes } from './routes/groups.ts';
+import { scheduleRoutes } from './routes/schedules.ts';
 import { pushRoutes } from './routes/push.ts';
 import { fileRoutes } from './routes/files.ts';
 import { RoutingRegistry } from '../routing/registry.ts';
@@ -207,6 +208,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   });
   await app.register(taskSearchRoutes, { queue: deps.queue });
   await app.register(groupRoutes, { queue: deps.queue, backendName: deps.backend?.name ?? 'redis' });
+  await app.register(scheduleRoutes, { queue: deps.queue, backendName: deps.backend?.name ?? 'redis', taskTypes: deps.taskTypes });
   if (deps.audioWorkDir) await app.register(fileRoutes, { queue: deps.queue, workDir: deps.audioWorkDir });
   const registry = new RoutingRegistry(deps.redis, routingKeys(deps.queue.keys.prefix, deps.queue.keys.cluster), 300);
   await app.register(webRoutes, {

@@ -70,6 +70,14 @@ export const timeoutMsSchema = z
   .min(1, { message: TIMEOUT_MESSAGE })
   .max(MAX_TIMEOUT_MS, { message: TIMEOUT_MESSAGE })
   .optional();
+/** The furthest ahead a delayed task may start (delay_ms, run_at): a year. */
+export const MAX_START_AHEAD_MS = 365 * 24 * 3600 * 1000;
+const DELAY_MESSAGE = `delay_ms must be a whole number of milliseconds from 0 to ${MAX_START_AHEAD_MS} (a year)`;
+export const delayMsSchema = z.number({ message: DELAY_MESSAGE }).int({ message: DELAY_MESSAGE }).min(0, { message: DELAY_MESSAGE }).max(MAX_START_AHEAD_MS, { message: DELAY_MESSAGE });
+const RUN_AT_MESSAGE = 'run_at must be an ISO 8601 date-time with a time zone offset, like 2026-12-01T09:30:00Z or 2026-12-01T10:30:00+01:00';
+export const runAtSchema = z.iso.datetime({ offset: true, message: RUN_AT_MESSAGE }).superRefine((value, ctx) => {
+  if (Date.parse(value) - Date.now() > MAX_START_AHEAD_MS) ctx.addIssue({ code: 'custom', message: 'run_at must be at most a year ahead' });
+});
 
 export function generateBodySchema(types: readonly string[]) {
   return z
@@ -86,8 +94,13 @@ export function generateBodySchema(types: readonly string[]) {
       room_id: identifier('room_id').optional(),
       timeout_ms: timeoutMsSchema,
       group: identifier('group').optional(),
+      delay_ms: delayMsSchema.optional(),
+      run_at: runAtSchema.optional(),
     })
     .superRefine((body, ctx) => {
+      if (body.delay_ms !== undefined && body.run_at !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['run_at'], message: 'give delay_ms or run_at, not both' });
+      }
       if (!body.type && !body.audio) {
         ctx.addIssue({ code: 'custom', path: ['type'], message: 'type is required unless audio is given' });
       }

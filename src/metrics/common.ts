@@ -66,7 +66,7 @@ export function queueDepth(registry: Registry, queue: TaskQueue): void {
   const read = () => (last ??= queue.stats().catch(() => null).finally(() => setImmediate(() => (last = null))));
   new Gauge({
     name: 'pushline_queue_depth',
-    help: 'Tasks per stage (tasks, results = webhooks) and state (queued, processing, delayed, dead)',
+    help: 'Tasks per stage (tasks, results = webhooks) and state (queued, processing, delayed, dead; scheduled = delay_ms / run_at not yet due)',
     labelNames: ['stage', 'state'],
     registers: [registry],
     async collect() {
@@ -75,6 +75,7 @@ export function queueDepth(registry: Registry, queue: TaskQueue): void {
       for (const stage of ['tasks', 'results'] as const) {
         for (const [state, n] of Object.entries(stats[stage])) this.set({ stage, state }, n);
       }
+      this.set({ stage: 'tasks', state: 'scheduled' }, stats.scheduled);
     },
   });
   new Gauge({

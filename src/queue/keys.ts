@@ -74,6 +74,15 @@ export interface QueueKeys {
   readonly enqueuedCount: string;
   readonly taskPrefix: string;
   readonly workers: string;
+  /**
+   * Delayed and scheduled tasks (delay_ms / run_at) of this shard waiting for their start: a
+   * ZSET, score = due ms. claim.lua moves the due ones into the queue (docs/queue.md).
+   */
+  readonly scheduled: string;
+  /** Recurring schedules: a HASH name → definition (JSON), one for the whole queue (shard 0's slot). */
+  readonly schedules: string;
+  /** Recurring schedules: a ZSET name → next run ms (shard 0's slot, beside `schedules`). */
+  readonly scheduleRuns: string;
   /** The hash of any task of the queue, whatever its shard (read from the id). */
   task(id: string): string;
   /** The key set of the shard that holds task `id`. */
@@ -148,6 +157,9 @@ export function queueKeys(names: KeyNames = {}): QueueKeys {
         enqueuedCount: `${taskQueue}:enqueued`,
         taskPrefix,
         workers: `${prefix}workers`,
+        scheduled: `${taskQueue}:scheduled`,
+        schedules: `${taskQueue}:schedules`,
+        scheduleRuns: `${taskQueue}:schedules:next`,
         task: (id) => taskPrefix + id,
         ofTask, ofName,
         idempotency: (key) => `${prefix}idempotency:${key}`,
@@ -165,6 +177,10 @@ export function queueKeys(names: KeyNames = {}): QueueKeys {
         enqueuedCount: `${tag}:enqueued`,
         taskPrefix,
         workers: `${prefix}workers`,
+        scheduled: `${tag}:scheduled`,
+        // Schedules are few and global: they live in the first shard's slot, whatever shard this is.
+        schedules: `{${taskQueue}${count > 1 ? ':0' : ''}}:schedules`,
+        scheduleRuns: `{${taskQueue}${count > 1 ? ':0' : ''}}:schedules:next`,
         task: (id) => ofTask(id).taskPrefix + id,
         ofTask, ofName,
         idempotency: (key) => `${tag}:idempotency:${key}`,

@@ -17,6 +17,7 @@ const SCRIPTS = {
   revive: { file: 'revive.lua' },
   search: { file: 'search.lua' },
   'group-limits': { file: 'group-limits.lua' },
+  'schedule-advance': { file: 'schedule-advance.lua' },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -16,6 +16,8 @@ export interface StageSpec {
   scoreField: string;
   /** Where finished tasks that have a hook_url go next. */
   next?: StageKeys;
+  /** The task stage's scheduled ZSET (delay_ms / run_at): claim moves due tasks into the queue. */
+  scheduled?: string;
 }
 
 export interface ClaimBatch {
@@ -54,21 +56,26 @@ export class StageShard {
   /** The head score of the queue, the earliest retry and the node's clock, in one round trip. */
   async head(): Promise<{ headScore: number | null; dueMs: number | null; nowMs: number }> {
     const { queue, delayed } = this.spec.keys;
-    const replies = (await this.redis.multi().zrange(queue, '0', '0', 'WITHSCORES').zrange(delayed, '0', '0', 'WITHSCORES').time().exec())!.map(([err, v]) => {
+    const multi = this.redis.multi().zrange(queue, '0', '0', 'WITHSCORES').zrange(delayed, '0', '0', 'WITHSCORES').time();
+    // The earliest scheduled start counts as a due retry does: the claim that promotes it must come.
+    if (this.spec.scheduled) multi.zrange(this.spec.scheduled, '0', '0', 'WITHSCORES');
+    const replies = (await multi.exec())!.map(([err, v]) => {
       if (err) throw err;
       return v as string[];
     });
-    const [q, d, t] = replies as [string[], string[], string[]];
+    const [q, d, t, s] = replies as [string[], string[], string[], string[] | undefined];
+    const starts = [d, s ?? []].filter((z) => z.length === 2).map((z) => Number(z[1]));
     return {
       headScore: q.length === 2 ? Number(q[1]) : null,
-      dueMs: d.length === 2 ? Number(d[1]) : null,
+      dueMs: starts.length > 0 ? Math.min(...starts) : null,
       nowMs: Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000),
     };
   }
 
   async claim(limit: number, visibilityMs: number, promoteLimit = 1000, maxScore = '+inf'): Promise<ClaimBatch> {
     const { queue, processing, delayed, marker } = this.spec.keys;
-    const reply = (await runScript(this.redis, 'claim', [queue, processing, delayed, marker], [
+    const claimKeys = [queue, processing, delayed, marker, ...(this.spec.scheduled ? [this.spec.scheduled] : [])];
+    const reply = (await runScript(this.redis, 'claim', claimKeys, [
       this.taskPrefix,
       this.spec.fieldPrefix,
       this.spec.scoreField,

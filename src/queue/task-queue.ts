@@ -22,6 +22,11 @@ export interface NewTask {
   sequenceKey?: string;
   /** Fair share and limits with other tasks of this group (src/queue/groups.ts). */
   group?: string;
+  /**
+   * A later start (delay_ms / run_at): the task waits in the scheduled set until then. `delayMs`
+   * counts from Redis's clock at enqueue; a start already past queues the task now.
+   */
+  start?: { runAtMs: number } | { delayMs: number };
 }
 
 export type EnqueueOutcome = 'created' | 'existing' | 'conflict';
@@ -50,6 +55,8 @@ export interface QueueStats {
   tasks: StageDepths;
   results: StageDepths;
   priorities: PriorityDepth[];
+  /** Tasks waiting for their delay_ms / run_at start (all shards' scheduled sets). */
+  scheduled: number;
   /** Age of the oldest waiting task, whatever its priority (null when nothing waits). */
   oldestWaitingAgeMs: number | null;
 }
@@ -83,7 +90,7 @@ export class TaskQueue {
     this.tasks = new Stage(
       redis,
       keys.shards.map((k) => ({
-        spec: { name: 'tasks', keys: k.tasks, fieldPrefix: '', scoreField: 'created_at', next: k.results },
+        spec: { name: 'tasks', keys: k.tasks, fieldPrefix: '', scoreField: 'created_at', next: k.results, scheduled: k.scheduled },
         taskPrefix: k.taskPrefix,
       })),
       options.retentionSeconds,
@@ -149,12 +156,13 @@ export class TaskQueue {
       if (task.maxAttempts) fields.push(['max_attempts', String(task.maxAttempts)]);
       if (task.group) fields.push(['group', task.group]);
       for (const [k, v] of Object.entries(task.fields ?? {})) fields.push([k, v]);
+      if (task.start) fields.push('runAtMs' in task.start ? ['run_at', String(Math.floor(task.start.runAtMs))] : ['delay_ms', String(Math.floor(task.start.delayMs))]);
       if (task.idempotency) idemKeys.push(keys.idempotency(task.idempotency.key));
       if (task.sequenceKey) idemKeys.push(keys.sequence(task.sequenceKey));
       args.push(task.priority, task.idempotency ? 1 : 0, task.idempotency?.fingerprint ?? '', task.sequenceKey ? 1 : 0, fields.length);
       for (const [k, v] of fields) args.push(k, v);
     }
-    const write = (redis: Redis) => runScript(redis, 'enqueue', [keys.tasks.queue, keys.tasks.marker, keys.taskSeq, keys.enqueuedCount, ...idemKeys], args);
+    const write = (redis: Redis) => runScript(redis, 'enqueue', [keys.tasks.queue, keys.tasks.marker, keys.taskSeq, keys.enqueuedCount, ...idemKeys, keys.scheduled], args);
     // REDIS_WAIT_REPLICAS: written on the WAIT connection and confirmed by replicas, or NotReplicatedError.
     const reply = (await (this.options.replication ? this.options.replication.confirm(write) : write(this.redis))) as (string | number)[];
     const out: EnqueueResult[] = [];
@@ -240,7 +248,7 @@ export class TaskQueue {
   /** Cancel a waiting task: `canceled` true when this call did it, else the status it has. */
   async cancel(id: string): Promise<{ canceled: boolean; status: TaskStatus } | null> {
     const keys = this.keys.ofTask(id);
-    const reply = (await runScript(this.redis, 'cancel', [keys.tasks.queue, keys.tasks.delayed, keys.task(id)], [
+    const reply = (await runScript(this.redis, 'cancel', [keys.tasks.queue, keys.tasks.delayed, keys.task(id), keys.scheduled], [
       keys.taskPrefix,
       id,
       this.options.retentionSeconds,
@@ -287,12 +295,18 @@ export class TaskQueue {
       (min, p) => (p.oldestEnqueuedMs !== null && (min === null || p.oldestEnqueuedMs < min) ? p.oldestEnqueuedMs : min),
       null,
     );
-    const [tasks, results] = await Promise.all([this.tasks.depths(), this.results.depths()]);
+    const [tasks, results, scheduled] = await Promise.all([this.tasks.depths(), this.results.depths(), this.scheduledCount()]);
     for (const g of grouped) {
       tasks.queued += g.queued.reduce((a, b) => a + b, 0) - g.entries.reduce((a, b) => a + b, 0);
       tasks.delayed -= g.delayedEntries;
     }
-    return { nowMs, tasks, results, priorities, oldestWaitingAgeMs: oldest === null ? null : Math.max(0, nowMs - oldest) };
+    return { nowMs, tasks, results, priorities, scheduled, oldestWaitingAgeMs: oldest === null ? null : Math.max(0, nowMs - oldest) };
+  }
+
+  /** How many tasks wait for their delay_ms / run_at start, over all shards. */
+  async scheduledCount(): Promise<number> {
+    const counts = await Promise.all(this.keys.shards.map((keys) => this.redis.zcard(keys.scheduled)));
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   /** The next N tasks in pop order, for inspection. */

@@ -65,6 +65,9 @@ export function taskView(hash: TaskHash) {
     retry_at: iso(hash.retry_at),
     ...(hash.timeout_ms ? { timeout_ms: int(hash.timeout_ms) } : {}),
     ...(hash.timed_out ? { timed_out: hash.timed_out === '1' } : {}),
+    // delay_ms / run_at: when it starts (or started) to wait in line; its place in line is this time's.
+    ...(hash.run_at ? { run_at: iso(hash.run_at) } : {}),
+    ...(hash.schedule ? { schedule: hash.schedule, schedule_tick: iso(hash.schedule_tick) } : {}),
     ...(hash.user_id ? { user_id: hash.user_id } : {}),
     ...(hash.room_id ? { room_id: hash.room_id } : {}),
     ...(hash.group ? { group: hash.group } : {}),

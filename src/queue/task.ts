@@ -1,6 +1,6 @@
 // The shapes a task takes on its way through the engine, and decoding of Redis replies.
 
-export const TASK_STATUSES = ['queued', 'processing', 'completed', 'failed', 'dead', 'canceled'] as const;
+export const TASK_STATUSES = ['queued', 'processing', 'completed', 'failed', 'dead', 'canceled', 'scheduled'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 /** A task hash as stored (`HGETALL task:{id}`): every value is a string. */

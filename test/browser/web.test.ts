@@ -149,4 +149,22 @@ describe.skipIf(!available)(`browser (${available ? 'chromium' : `skipped: ${CHR
     expect(await page.$(`tr[data-found="${failing}"]`)).toBeNull();
     await context.close();
   });
+
+  it('the dashboard shows delayed tasks waiting for their start and the recurring schedules', async () => {
+    const context = await browser.newContext({ httpCredentials: { username: 'admin', password: 'password' } });
+    const page = await context.newPage();
+    await page.goto(`${stack.logicUrl}/dashboard`);
+    await page.waitForSelector('#state.ok');
+    const waiting = (await (await post('/generate', { type: 'echo', delay_ms: 3_600_000 })).json()).task_id;
+    expect((await post('/schedules', { name: 'browser-nightly', cron: '0 3 * * *', tz: 'Europe/Paris', task: { type: 'echo' } })).statusCode).toBe(201);
+    await page.waitForFunction(() => document.querySelector('#scheduled')?.textContent?.startsWith('1 scheduled'));
+    await page.waitForSelector('tr[data-schedule="browser-nightly"]');
+    expect(await page.textContent('tr[data-schedule="browser-nightly"]')).toContain('cron 0 3 * * * Europe/Paris');
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-schedules.png`, fullPage: true });
+    await fetch(`${stack.logicUrl}/tasks/${waiting}`, { method: 'DELETE', headers: { authorization: auth } });
+    await fetch(`${stack.logicUrl}/schedules/browser-nightly`, { method: 'DELETE', headers: { authorization: auth } });
+    await page.waitForFunction(() => document.querySelector('#scheduled')?.textContent?.startsWith('0 scheduled'));
+    await page.waitForFunction(() => !document.querySelector('tr[data-schedule="browser-nightly"]'));
+    await context.close();
+  });
 });

@@ -43,6 +43,19 @@ describe('task status notifications', () => {
     for (const c of [phone, laptop, other]) c.ws.close();
   });
 
+  it('a delayed task with user_id says scheduled (with its start) first, then runs at its start', async () => {
+    const phone = await stack.connect(stack.comets[0]!, 'cal', 'lobby');
+    const res = await stack.post('/generate', { type: 'echo', payload: { n: 1 }, user_id: 'cal', delay_ms: 500 });
+    expect(res.json().status).toBe('scheduled');
+    const id = res.json().task_id as string;
+    await waitFor(() => statuses(phone, id).some((m) => m.status === 'completed'), 'completed');
+    const first = statuses(phone, id).find((m) => m.attempt === 0);
+    const hash = await stack.finished(id);
+    expect(first).toMatchObject({ status: 'scheduled', run_at: new Date(Number(hash.run_at)).toISOString() });
+    expect(statuses(phone, id).some((m) => m.status === 'queued')).toBe(false);
+    phone.ws.close();
+  });
+
   it('a task with room_id tells everyone in the room, on both comets, including a retry and the final failure', async () => {
     const [c0, c1] = stack.comets;
     const a = await stack.connect(c0!, 'u1', 'studio');

@@ -82,6 +82,8 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
           [queue.keys.results.queue]: stats.results,
         },
         priorities: Object.fromEntries(stats.priorities.map((p) => [String(p.priority), p.queued])),
+        // delay_ms / run_at tasks not yet due (uvr_tasks:scheduled); they are not in the counts above.
+        scheduled: stats.scheduled,
         oldest_waiting_age_ms: stats.oldestWaitingAgeMs,
       };
     } catch (err) {

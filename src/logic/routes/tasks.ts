@@ -37,7 +37,22 @@ export function fingerprint(body: unknown): string {
   return createHash('sha256').update(JSON.stringify(canonical(body))).digest('hex').slice(0, 32);
 }
 
+/** The later start a body asks for (delay_ms / run_at), if any: the task then waits in the scheduled set. */
+function startOf(body: GenerateBody): NewTask['start'] {
+  if (body.run_at !== undefined) return { runAtMs: Date.parse(body.run_at) };
+  if (body.delay_ms !== undefined && body.delay_ms > 0) return { delayMs: body.delay_ms };
+  return undefined;
+}
+
+/** The task a /generate body describes (also what a recurring schedule fires: src/queue/schedules.ts). */
 export function toNewTask(body: GenerateBody, priority: number, requestId: string, keys: RoutingKeys): NewTask {
+  const task = toNewTaskNow(body, priority, requestId, keys);
+  const start = startOf(body);
+  if (start) task.start = start;
+  return task;
+}
+
+function toNewTaskNow(body: GenerateBody, priority: number, requestId: string, keys: RoutingKeys): NewTask {
   const type = body.type ?? 'audio';
   const fields: Record<string, string> = { request_id: requestId };
   // Groups (src/queue/groups.ts): a fair share and limits with the group's other tasks.
@@ -71,10 +86,14 @@ export function toNewTask(body: GenerateBody, priority: number, requestId: strin
   };
 }
 
-/** The `queued` status message of a task that asked for notifications, as a push task of its own. */
-export function queuedNotification(taskId: string, task: NewTask, requestId: string): NewTask | null {
+/**
+ * The `queued` status message of a task that asked for notifications, as a push task of its own;
+ * `scheduled` with its start for a delayed task (`runAtMs`).
+ */
+export function queuedNotification(taskId: string, task: NewTask, requestId: string, runAtMs: number | null = null): NewTask | null {
   const hash = { type: task.type, priority: String(task.priority), ...task.fields };
-  const push = statusPush(taskId, hash, { status: 'queued', attempt: 0 });
+  const event = runAtMs === null ? { status: 'queued' as const, attempt: 0 } : { status: 'scheduled' as const, attempt: 0, runAtMs };
+  const push = statusPush(taskId, hash, event);
   if (!push) return null;
   return { type: 'push', priority: NOTIFICATION_PRIORITY, payload: encodePushPayload(push), fields: { request_id: requestId, notification_of: taskId } };
 }
@@ -94,6 +113,9 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
       if (request.body.group !== undefined && options.backendName !== 'redis') throw groupNeedsRedis(options.backendName);
       const priority = request.body.priority ?? options.defaultPriority;
       const task = toNewTask(request.body, priority, request.id, options.keys);
+      if (task.start && options.backendName !== 'redis') {
+        throw new BackendUnsupportedError(`delay_ms and run_at need QUEUE_BACKEND=redis (this logic runs ${options.backendName})`);
+      }
       const key = request.headers['idempotency-key'];
       if (key) task.idempotency = { key, fingerprint: fingerprint(request.body) };
       let result;
@@ -121,13 +143,16 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
         reply.header('idempotent-replayed', 'true');
         return reply.code(202).send({ task_id: result.id, status: current?.status ?? 'queued', priority: Number(current?.priority ?? priority) });
       }
-      request.log.info({ task: result.id, type: task.type, priority }, `task ${result.id} queued`);
-      const notification = queuedNotification(result.id, task, request.id);
+      // enqueue.lua compares the start with the same Redis clock that made createdAtMs (and adds delay_ms to it).
+      const runAtMs = !task.start ? null : 'delayMs' in task.start ? result.createdAtMs + task.start.delayMs : task.start.runAtMs > result.createdAtMs ? task.start.runAtMs : null;
+      const status = runAtMs === null ? 'queued' : 'scheduled';
+      request.log.info({ task: result.id, type: task.type, priority }, `task ${result.id} ${status}`);
+      const notification = queuedNotification(result.id, task, request.id, runAtMs);
       if (notification) {
         // The task is safely queued whatever happens here: a lost `queued` message is logged, not an error.
         await submit.enqueueOne(notification).catch((err: unknown) => request.log.warn({ err, task: result.id }, 'queued notification not enqueued'));
       }
-      return reply.code(202).send({ task_id: result.id, status: 'queued', priority });
+      return reply.code(202).send({ task_id: result.id, status, priority });
     },
   );
 
@@ -146,7 +171,7 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
     const outcome = await queue.cancel(id);
     if (outcome === null) throw new ApiError('not_found', `task ${id} does not exist (or has expired)`);
     if (!outcome.canceled) {
-      throw new ApiError('not_cancelable', `task ${id} is ${outcome.status}; only queued tasks can be canceled`, undefined, {
+      throw new ApiError('not_cancelable', `task ${id} is ${outcome.status}; only queued or scheduled tasks can be canceled`, undefined, {
         status: outcome.status,
       });
     }

@@ -12,6 +12,7 @@ import { reviveDeadTask, type BackendName } from '../../queue/backend.ts';
 import type { RoutingRegistry } from '../../routing/registry.ts';
 import type { RoutingKeys } from '../../routing/keys.ts';
 import { workerInfoKey } from '../../job/worker-registry.ts';
+import { scheduleView, ScheduleStore } from '../../schedule/store.ts';
 import { perSlot } from '../../redis/batch.ts';
 import { ApiError } from '../errors.ts';
 import { displayName, identifier, taskParamsSchema } from '../schemas.ts';
@@ -114,12 +115,16 @@ export const webRoutes: FastifyPluginAsyncZod<WebRoutesOptions> = async (app, op
     const cometBeats = await registry.cometHeartbeats(comets.map((c) => c.cometId));
     // Groups (src/queue/groups.ts): limits and counts; the first 50 by name.
     const groups = options.backendName === 'redis' ? (await new Groups(queue.redis, queue.keys).list()).slice(0, 50) : [];
+    // Recurring schedules are few (one HASH, one ZSET); the first 50 by name.
+    const schedules = (await new ScheduleStore(queue.redis, queue.keys).list()).slice(0, 50).map(scheduleView);
     return {
+      schedules,
       now: stats.nowMs,
       enqueued_total: enqueuedTotal.reduce((sum, [count]) => sum + Number(count ?? 0), 0),
       queues: { tasks: stats.tasks, results: stats.results },
       priorities: stats.priorities.map((p) => ({ priority: p.priority, queued: p.queued })),
       oldest_waiting_age_ms: stats.oldestWaitingAgeMs,
+      scheduled: stats.scheduled,
       comets: comets.map((c, i) => ({ id: c.cometId, ws_url: c.wsUrl, connections: c.connections, heartbeat_age_ms: cometBeats[i] === null ? null : stats.nowMs - cometBeats[i]! })),
       workers: workerIds.map((w, i) => ({ id: w.id, seen_age_ms: stats.nowMs - w.seenMs, ...workerRows[i] })),
       dead: dead.map((d, i) => ({ id: d.id, died_at: d.diedAtMs, type: deadRows[i]?.[0], priority: Number(deadRows[i]?.[1] ?? 0), attempts: Number(deadRows[i]?.[2] ?? 0), error: deadRows[i]?.[3] })),

@@ -1,7 +1,8 @@
 --[[
-  Cancel a task that is still waiting (queued or waiting for a retry).
+  Cancel a task that is still waiting (queued, scheduled, or waiting for a retry).
 
   KEYS[1]  queue ZSET     KEYS[2]  delayed ZSET     KEYS[3]  the task's hash
+  KEYS[4]  scheduled ZSET (optional)
   ARGV[1]  unused (was the task hash key prefix)    ARGV[2]  task id    ARGV[3]  retention seconds (0 = keep)
 
   Returns { 1, 'canceled' } when this call canceled it, { 0, status } when it was not waiting
@@ -16,7 +17,11 @@ if not status then
 end
 -- A grouped task waits in its group's ZSET, not in the queue (docs/queue.md, "Groups").
 local waiting = group and group_key(KEYS[1], group) or KEYS[1]
-if redis.call('ZREM', waiting, ARGV[2]) + redis.call('ZREM', KEYS[2], ARGV[2]) == 0 then
+local removed = redis.call('ZREM', waiting, ARGV[2]) + redis.call('ZREM', KEYS[2], ARGV[2])
+if KEYS[4] then
+  removed = removed + redis.call('ZREM', KEYS[4], ARGV[2])
+end
+if removed == 0 then
   return { 0, status }
 end
 if group and redis.call('EXISTS', waiting) == 0 then

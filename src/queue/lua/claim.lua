@@ -6,6 +6,7 @@
 
   KEYS[1]  queue ZSET        KEYS[2]  processing ZSET
   KEYS[3]  delayed ZSET      KEYS[4]  marker ZSET
+  KEYS[5]  scheduled ZSET (task stage only): delayed / scheduled tasks, score = due ms
 
   ARGV[1]  task hash key prefix
   ARGV[2]  stage field prefix ('' for tasks, 'webhook_' for the results stage)
@@ -19,7 +20,11 @@
   Task hashes are ARGV[1] .. id for ids found here (not declarable in KEYS); in the tagged
   layout ARGV[1] carries the queue's hash tag, so they share KEYS[1]'s slot.
 
-  Returns { now_ms, next_delayed_due_ms or '', count, attempts_1, hash_1, attempts_2, hash_2, ... }
+  A scheduled task enters the queue at score run_at × (6 − priority): the place its priority
+  gives at its start time, as if it had been submitted then. Its retries keep that place
+  (settle.lua and the promotion below read run_at before the stage's score field).
+
+  Returns { now_ms, next due ms of a retry or scheduled task or '', count, attempts_1, hash_1, attempts_2, hash_2, ... }
   where each hash is HGETALL's flat field/value array as it was before the claim and
   attempts is the stage's new attempts counter: the lease token.
 ]]
@@ -45,10 +50,27 @@ for _, id in ipairs(due) do
     group_requeue(queue, taskPrefix, dueGroup, now)
   else
     local key = taskPrefix .. id
-    local v = redis.call('HMGET', key, baseField, 'priority', 'group')
+    -- A scheduled task's place is its start (run_at), not its creation.
+    local v = redis.call('HMGET', key, baseField, 'priority', 'group', fp .. 'run_at')
     if v[1] and v[2] then
-      line_up_task(queue, id, string.format('%d', tonumber(v[1]) * (6 - tonumber(v[2]))), grouped and v[3])
+      line_up_task(queue, id, string.format('%d', tonumber(v[4] or v[1]) * (6 - tonumber(v[2]))), grouped and v[3])
       redis.call('HDEL', key, fp .. 'retry_at')
+    end
+  end
+end
+
+-- Delayed / scheduled tasks whose start has come join the queue at their start's place.
+local scheduled = KEYS[5]
+if scheduled then
+  local starting = redis.call('ZRANGEBYSCORE', scheduled, '-inf', nowStr, 'WITHSCORES', 'LIMIT', 0, promoteLimit)
+  for i = 1, #starting, 2 do
+    local id = starting[i]
+    local key = taskPrefix .. id
+    redis.call('ZREM', scheduled, id)
+    local v = redis.call('HMGET', key, 'priority', 'group')
+    if v[1] then
+      redis.call('HSET', key, fp .. 'status', 'queued')
+      line_up_task(queue, id, string.format('%d', tonumber(starting[i + 1]) * (6 - tonumber(v[1]))), grouped and v[2])
     end
   end
 end
@@ -197,5 +219,12 @@ end
 local nextDue = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
 if nextDue[2] then
   out[2] = nextDue[2]
+end
+-- The earliest scheduled start wakes idle consumers too.
+if scheduled then
+  local nextStart = redis.call('ZRANGE', scheduled, 0, 0, 'WITHSCORES')
+  if nextStart[2] and (out[2] == '' or tonumber(nextStart[2]) < tonumber(out[2])) then
+    out[2] = nextStart[2]
+  end
 end
 return out

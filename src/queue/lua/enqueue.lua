@@ -8,6 +8,7 @@
            since the id counter jumps with the clock
   KEYS[5..] per task in order: its idempotency key (when it has one), then its sequence
             counter key (when it has one, e.g. room:seq:{room})
+  KEYS[#KEYS] (last) the scheduled ZSET (uvr_tasks:scheduled), for tasks with delay_ms / run_at
 
   ARGV[1]  task hash key prefix  ("task:")
   ARGV[2]  idempotency TTL in seconds
@@ -16,6 +17,11 @@
   then per task:
     priority, has_idempotency_key (0|1), body fingerprint, has_sequence_key (0|1),
     field count F, F field/value pairs
+
+  A task whose fields hold `run_at` (absolute ms) or `delay_ms` (ms from Redis's now) and whose
+  start is still ahead is created with status `scheduled` and waits in the scheduled ZSET (score
+  = due ms, also stored as `run_at`) instead of the queue; claim.lua moves it into the queue at
+  its time, with score run_at × (6 − priority). A start already past is queued now, as usual.
 
   A task with a sequence key gets the next value of that counter as its `seq` field, in the
   same atomic step as its id: per-room message order without gaps from failed enqueues.
@@ -43,6 +49,24 @@ local idPrefix = ARGV[4]
 local t = redis.call('TIME')
 local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nowStr = string.format('%d', nowMs)
+
+-- The start of a delayed task (its run_at or delay_ms field) when it is still ahead, else nil;
+-- and whether it has a run_at field at all (one already past is dropped from the hash).
+local function scheduledStart(fieldsAt, nfields, now)
+  local due, hasRunAt = nil, false
+  for i = fieldsAt, fieldsAt + nfields * 2 - 1, 2 do
+    if ARGV[i] == 'run_at' then
+      due = tonumber(ARGV[i + 1])
+      hasRunAt = true
+    elseif ARGV[i] == 'delay_ms' then
+      due = now + (tonumber(ARGV[i + 1]) or 0)
+    end
+  end
+  if due and due > now then
+    return due, hasRunAt
+  end
+  return nil, hasRunAt
+end
 
 local out = {}
 local argi = 5
@@ -109,8 +133,22 @@ for _ = 1, count do
       -- A task with a `group` field waits in its group's ZSET (docs/queue.md, "Groups").
       if ARGV[i] == 'group' and (i - fieldsAt) % 2 == 0 then group = ARGV[i + 1] end
     end
+    local dueMs, hasRunAt = scheduledStart(fieldsAt, nfields, nowMs)
+    if dueMs then
+      hash[6] = 'scheduled'
+      hash[#hash + 1] = 'run_at'
+      hash[#hash + 1] = string.format('%d', dueMs)
+    end
     redis.call('HSET', taskPrefix .. id, unpack(hash))
-    line_up_task(queue, id, string.format('%d', nowMs * (6 - priority)), group)
+    if dueMs then
+      redis.call('ZADD', KEYS[#KEYS], string.format('%d', dueMs), id)
+    else
+      -- A run_at already past: the task is queued now, and its score base is its created_at.
+      if hasRunAt then
+        redis.call('HDEL', taskPrefix .. id, 'run_at')
+      end
+      line_up_task(queue, id, string.format('%d', nowMs * (6 - priority)), group)
+    end
     if idemKey then
       redis.call('SET', idemKey, id .. ' ' .. fingerprint, 'EX', idemTtl)
     end

@@ -14,13 +14,13 @@ local fp = ARGV[2]
 if redis.call('ZREM', KEYS[1], ARGV[4]) == 0 then
   return 0
 end
-local v = redis.call('HMGET', key, ARGV[3], 'priority', 'group')
+local v = redis.call('HMGET', key, ARGV[3], 'priority', 'group', fp .. 'run_at')
 if not (v[1] and v[2]) then
   return 0
 end
 redis.call('HSET', key, fp .. 'status', 'queued', fp .. 'attempts', 0)
 redis.call('HDEL', key, fp .. 'finished_at', fp .. 'retry_at')
 redis.call('PERSIST', key)
-line_up_task(KEYS[2], ARGV[4], string.format('%d', tonumber(v[1]) * (6 - tonumber(v[2]))), fp == '' and v[3] or nil)
+line_up_task(KEYS[2], ARGV[4], string.format('%d', tonumber(v[4] or v[1]) * (6 - tonumber(v[2]))), fp == '' and v[3] or nil)
 redis.call('ZADD', KEYS[3], 0, '0')
 return 1

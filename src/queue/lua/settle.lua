@@ -61,8 +61,8 @@ for item = 1, count do
   argi = fieldsAt + nfields * 2
 
   local key = KEYS[7 + item]
-  -- attempts, stage status, hook_url, task status, priority, stage error, score base, group
-  local v = redis.call('HMGET', key, attemptsField, statusField, 'hook_url', 'status', 'priority', errorField, baseField, 'group')
+  -- attempts, stage status, hook_url, task status, priority, stage error, score base, group, run_at
+  local v = redis.call('HMGET', key, attemptsField, statusField, 'hook_url', 'status', 'priority', errorField, baseField, 'group', fp .. 'run_at')
   -- Only the task stage has groups (docs/queue.md, "Groups").
   local group = fp == '' and v[8] or nil
   local ok = 0
@@ -123,7 +123,8 @@ for item = 1, count do
           redis.call('ZADD', delayed, dueAt, id)
         else
           redis.call('HSET', key, unpack(kv))
-          line_up_task(queue, id, string.format('%d', tonumber(v[7]) * (6 - tonumber(v[5]))), group)
+          -- A scheduled task's place is its run_at's, not its created_at's (claim.lua).
+          line_up_task(queue, id, string.format('%d', tonumber(v[9] or v[7]) * (6 - tonumber(v[5]))), group)
         end
         wake = true
       end

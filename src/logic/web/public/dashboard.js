@@ -46,6 +46,7 @@ async function refresh() {
   $('queued').textContent = t.queued;
   $('oldest').textContent = o.oldest_waiting_age_ms === null ? 'nothing waiting' : `oldest waits ${o.oldest_waiting_age_ms} ms`;
   $('busy').textContent = `${t.processing} / ${t.delayed} / ${t.dead}`;
+  $('scheduled').textContent = `${o.scheduled ?? 0} scheduled for later (delay_ms / run_at)`;
   $('webhooks').textContent = `webhooks: ${o.queues.results.queued} queued, ${o.queues.results.dead} failed for good`;
   $('rate').textContent = rate.toFixed(1);
   $('total').textContent = `${o.enqueued_total} enqueued since the start`;
@@ -56,6 +57,7 @@ async function refresh() {
   $('dead').innerHTML = o.dead.map((d) => `<tr data-task="${esc(d.id)}"><td>${esc(d.id)}</td><td>${esc(d.type)}</td><td>${d.priority}</td><td>${d.attempts}</td><td class="bad">${esc(d.error)}</td><td><button onclick="retryTask('${esc(d.id)}')">retry</button> <button class="danger" onclick="deleteTask('${esc(d.id)}')">delete</button></td></tr>`).join('') || '<tr><td class="dim" colspan="6">no dead letters</td></tr>';
   const limits = (l) => (l ? [l.concurrency !== undefined ? `${l.concurrency} at once` : '', l.rate ? `${l.rate.max} per ${l.rate.per_ms} ms` : ''].filter(Boolean).join(', ') : 'none');
   $('groups').innerHTML = (o.groups ?? []).map((g) => `<tr data-group="${esc(g.name)}"><td>${esc(g.name)}</td><td>${g.waiting}</td><td>${g.running}</td><td>${esc(limits(g.limits))}</td><td class="${g.blocked ? 'warn' : ''}">${g.blocked ? 'at its concurrency limit' : g.waiting > 0 ? 'in line' : '–'}</td></tr>`).join('') || '<tr><td class="dim" colspan="5">no groups (tasks without a group share one line)</td></tr>';
+  $('schedules').innerHTML = (o.schedules ?? []).map((s) => `<tr data-schedule="${esc(s.name)}"><td>${esc(s.name)}</td><td>${s.cron !== undefined ? `cron ${esc(s.cron)} ${esc(s.tz)}` : `every ${esc(s.every_ms)} ms`}</td><td>${esc(s.catch_up)}</td><td>${esc(s.next_run_at ?? '–')}</td><td class="dim">${esc(JSON.stringify(s.task))}</td></tr>`).join('') || '<tr><td class="dim" colspan="5">no schedules (POST /schedules, pushline schedule add)</td></tr>';
   $('hooks').innerHTML = o.webhook_failures.map((h) => `<tr><td>${esc(h.id)}</td><td>${esc(h.hook_url)}</td><td>${h.attempts}</td><td class="bad">${esc(h.error)}</td></tr>`).join('') || '<tr><td class="dim" colspan="4">none</td></tr>';
 }
 
