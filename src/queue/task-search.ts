@@ -31,6 +31,7 @@ export const STATUS_INDEXES = {
   // A grouped task waits in its group's own ZSET (docs/queue.md, "Groups"): the queue, then each
   // group's set in name order (only the asked-for group's with ?group=).
   queued: { keys: queuedSets, order: 'asc', hashStatus: 'queued', orderedBy: 'pop order (priority, then age) in the queue, then per group in group name order' },
+  scheduled: { keys: (k) => [k.scheduled], order: 'asc', hashStatus: 'scheduled', orderedBy: 'start time (run_at), soonest first' },
   retrying: { keys: (k) => [k.tasks.delayed], order: 'asc', hashStatus: 'queued', orderedBy: 'when the retry is due, soonest first' },
   processing: { keys: (k) => [k.tasks.processing], order: 'asc', hashStatus: 'processing', orderedBy: 'lease deadline, soonest first' },
   completed: { keys: (k) => [k.tasks.finished], order: 'desc', hashStatus: 'completed', orderedBy: 'finish time, newest first' },

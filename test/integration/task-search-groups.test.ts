@@ -48,3 +48,15 @@ it('lists queued tasks of every group and of none, each once, and filters by gro
   expect((await all('status=queued&group=tenant_b')).sort()).toEqual(ids.slice(7, 11).sort());
   expect(await all('status=queued&group=nobody')).toEqual([]);
 });
+
+it('lists scheduled (delayed) tasks by their start, soonest first', async () => {
+  const post = (body: unknown) => logic.app.inject({ method: 'POST', url: '/generate', headers: { authorization: authHeader, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+  const later = (await post({ type: 'echo', delay_ms: 7_200_000 })).json() as { task_id: string };
+  const sooner = (await post({ type: 'echo', delay_ms: 3_600_000, group: 'tenant_a' })).json() as { task_id: string };
+  const res = await logic.app.inject({ method: 'GET', url: '/tasks?status=scheduled', headers: { authorization: authHeader } });
+  expect(res.statusCode, res.body).toBe(200);
+  const page = res.json() as Page;
+  expect(page.tasks.map((t) => t.task_id)).toEqual([sooner.task_id, later.task_id]);
+  expect(page.tasks.map((t) => t.status)).toEqual(['scheduled', 'scheduled']);
+  expect(page.tasks[0]!.group).toBe('tenant_a');
+});
