@@ -17,8 +17,9 @@ export const TIMEOUT_FIELD = 'timeout_ms';
 /** Set to '1' on the hash when the task's last attempt ran out of time. */
 export const TIMED_OUT_FIELD = 'timed_out';
 
-/** The longest timeout a task or setting may ask for: one day. */
-export const MAX_TIMEOUT_MS = 86_400_000;
+// The limit is part of the task contract logic validates against too, so it lives with the task shapes.
+import { MAX_TIMEOUT_MS } from '../queue/task.ts';
+export { MAX_TIMEOUT_MS };
 
 /** A task's own timeout_ms when set, else its type's, else the default; 0 = none. */
 export function timeoutOf(hash: Readonly<Record<string, string>>, policy: TimeoutPolicy): number {

@@ -1,7 +1,7 @@
 // Request and response shapes of the task API, as zod schemas (validation and, later, OpenAPI).
 import { z } from 'zod';
 import { TASK_ID_PATTERN } from '../queue/keys.ts';
-import { MAX_TIMEOUT_MS } from '../job/timeouts.ts';
+import { MAX_TIMEOUT_MS } from '../queue/task.ts';
 import { checkTargetUrl } from '../net/ssrf.ts';
 import { displayNameProblem, identifierProblem } from '../routing/ids.ts';
 import { RESERVED_MESSAGE_FIELDS } from '../contract/push-message.ts';

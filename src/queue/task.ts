@@ -1,5 +1,8 @@
 // The shapes a task takes on its way through the engine, and decoding of Redis replies.
 
+/** The longest timeout a task (`timeout_ms`) or setting (TASK_TIMEOUT_MS, TASK_TIMEOUTS) may ask for: one day. */
+export const MAX_TIMEOUT_MS = 86_400_000;
+
 export const TASK_STATUSES = ['queued', 'processing', 'completed', 'failed', 'dead', 'canceled', 'scheduled'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
