@@ -189,23 +189,16 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   // On the Redis engine, requests of one event-loop turn share one enqueue script call
   // (TaskQueue.enqueueOne).
   const submit = deps.backend ?? deps.queue;
-  await app.register(taskRoutes, {
+  const taskOptions = {
     queue: deps.queue,
     submit,
     backendName: deps.backend?.name ?? 'redis',
     defaultPriority: deps.defaultPriority,
     taskTypes: deps.taskTypes,
     keys: routingKeys(deps.queue.keys.prefix, deps.queue.keys.cluster),
-  });
-  await app.register(batchRoutes, {
-    queue: deps.queue,
-    submit,
-    backendName: deps.backend?.name ?? 'redis',
-    defaultPriority: deps.defaultPriority,
-    taskTypes: deps.taskTypes,
-    keys: routingKeys(deps.queue.keys.prefix, deps.queue.keys.cluster),
-    batchMax: deps.batchMax ?? FALLBACK_BATCH_MAX,
-  });
+  } as const;
+  await app.register(taskRoutes, taskOptions);
+  await app.register(batchRoutes, { ...taskOptions, batchMax: deps.batchMax ?? FALLBACK_BATCH_MAX });
   await app.register(taskSearchRoutes, { queue: deps.queue });
   await app.register(groupRoutes, { queue: deps.queue, backendName: deps.backend?.name ?? 'redis' });
   await app.register(scheduleRoutes, { queue: deps.queue, backendName: deps.backend?.name ?? 'redis', taskTypes: deps.taskTypes });

@@ -6,20 +6,14 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { EnqueueResult, NewTask, TaskQueue } from '../../queue/task-queue.ts';
-import { BackendUnsupportedError, type BackendName, type QueueBackend } from '../../queue/backend.ts';
+import { BackendUnsupportedError } from '../../queue/backend.ts';
 import { NotReplicatedError } from '../../queue/replication-wait.ts';
-import type { RoutingKeys } from '../../routing/keys.ts';
 import { ApiError, type FieldError } from '../errors.ts';
 import { generateBodySchema } from '../schemas.ts';
-import { fingerprint, queuedNotification, toNewTask } from './tasks.ts';
+import { fingerprint, queuedNotification, toNewTask, type TaskRoutesOptions } from './tasks.ts';
 
-export interface BatchRoutesOptions {
-  queue: TaskQueue;
-  submit: Pick<TaskQueue | QueueBackend, 'enqueueOne'>;
-  backendName: BackendName;
-  defaultPriority: number;
-  taskTypes: readonly string[];
-  keys: RoutingKeys;
+/** /generate's own options (the same queue, backend and validation), plus the batch bound. */
+export interface BatchRoutesOptions extends TaskRoutesOptions {
   /** BATCH_MAX: the most tasks one request may carry. */
   batchMax: number;
 }
