@@ -102,7 +102,7 @@ describe('pushline queue find', () => {
 
     const bad = await run(process.execPath, [BIN, 'queue', 'find', '-s', 'finished'], { env, cwd: tmpdir() }).catch((e) => e);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('--status must be one of: queued, retrying');
+    expect(bad.stderr).toContain('--status must be one of: queued, scheduled, retrying');
   });
 });
 
