@@ -60,3 +60,16 @@ it('lists scheduled (delayed) tasks by their start, soonest first', async () => 
   expect(page.tasks.map((t) => t.status)).toEqual(['scheduled', 'scheduled']);
   expect(page.tasks[0]!.group).toBe('tenant_a');
 });
+
+it('leaves finished push messages out of the finished index (their record is the room history), not other tasks', async () => {
+  const queue = logic.queue;
+  const push = await queue.enqueueOne({ type: 'push', priority: 3, payload: JSON.stringify({ mode: 'room', roomId: 'hall', message: { content: 'hi' } }) });
+  const echo = await queue.enqueueOne({ type: 'echo', priority: 3, payload: '{}' });
+  const claimed = (await queue.tasks.claim(10, 60_000)).tasks.filter((t) => t.id === push.id || t.id === echo.id);
+  expect(claimed).toHaveLength(2);
+  expect(await queue.tasks.settle(claimed.map((t) => ({ id: t.id, token: t.token, outcome: 'completed' as const })))).toEqual([true, true]);
+  const finished = await queue.redis.zrange(queue.keys.tasks.finished, 0, -1);
+  expect(finished).toContain(echo.id);
+  expect(finished).not.toContain(push.id);
+  expect((await queue.get(push.id))?.status).toBe('completed');
+});

@@ -61,8 +61,8 @@ for item = 1, count do
   argi = fieldsAt + nfields * 2
 
   local key = KEYS[7 + item]
-  -- attempts, stage status, hook_url, task status, priority, stage error, score base, group, run_at
-  local v = redis.call('HMGET', key, attemptsField, statusField, 'hook_url', 'status', 'priority', errorField, baseField, 'group', fp .. 'run_at')
+  -- attempts, stage status, hook_url, task status, priority, stage error, score base, group, run_at, type
+  local v = redis.call('HMGET', key, attemptsField, statusField, 'hook_url', 'status', 'priority', errorField, baseField, 'group', fp .. 'run_at', 'type')
   -- Only the task stage has groups (docs/queue.md, "Groups").
   local group = fp == '' and v[8] or nil
   local ok = 0
@@ -97,7 +97,9 @@ for item = 1, count do
         end
         if outcome == 'dead' then
           redis.call('ZADD', dead, nowStr, id)
-        elseif fp == '' then
+        elseif fp == '' and v[10] ~= 'push' then
+          -- Push messages are not indexed: at thousands a second they would swamp the index
+          -- (memory and searches) and their record is the room history (docs/queue.md).
           redis.call('ZADD', finishedKey, nowStr, id)
           indexed = true
         end
