@@ -556,6 +556,8 @@ async function main(): Promise<void> {
   if (PHASES.has('completed')) await phaseCompleted();
   if (PHASES.has('latency')) await phaseLatency();
   if (PHASES.has('memory')) await phaseMemory();
+  // 100 groups under a per-group limit vs BullMQ's (queue-wide) rate limiter (bench/lib/groups-phase.ts).
+  if (PHASES.has('groups')) await phaseGroups({ port, n: N, log, measure, flushall, rows, cpuRows, notes });
   if (PHASES.has('scheduled')) {
     const configs = { pushline: PUSHLINE_CONFIGS[0]!, bullmq: BULLMQ_CONFIGS[BULLMQ_CONFIGS.length > 3 ? 3 : 0]! };
     cpuRows.push(...(await phaseScheduled({ port, admin, n: SCHEDULED_N, delayMs: SCHEDULED_DELAY_MS, configs, redisCpu, flushall, log })));

@@ -68,7 +68,7 @@ it('leaves finished push messages out of the finished index (their record is the
   const claimed = (await queue.tasks.claim(10, 60_000)).tasks.filter((t) => t.id === push.id || t.id === echo.id);
   expect(claimed).toHaveLength(2);
   expect(await queue.tasks.settle(claimed.map((t) => ({ id: t.id, token: t.token, outcome: 'completed' as const })))).toEqual([true, true]);
-  const finished = await queue.redis.zrange(queue.keys.tasks.finished, 0, -1);
+  const finished = await queue.redis.zrange(queue.keys.tasks.finished, '0', '-1');
   expect(finished).toContain(echo.id);
   expect(finished).not.toContain(push.id);
   expect((await queue.get(push.id))?.status).toBe('completed');
