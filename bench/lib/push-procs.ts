@@ -57,6 +57,10 @@ export function exitedChild(children: readonly Child[]): string | null {
 }
 
 export function startChild(name: string, command: string, args: string[], options: { env: NodeJS.ProcessEnv; cwd: string }): Child {
+  // BENCH_CPU_PROF=<dir>: every Node child writes a V8 CPU profile there when it exits (node --cpu-prof),
+  // for finding where a process's µs per message go.
+  const profileDir = process.env.BENCH_CPU_PROF;
+  if (profileDir && command === process.execPath) args = ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`, ...args];
   const proc = spawn(command, args, { env: options.env, cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
   let exited = false;
   let exitInfo = '';
