@@ -15,6 +15,12 @@ export interface JobMetrics {
   webhook(outcome: string): void;
   dispatched(comet: string, ok: boolean): void;
   roomConnections(count: number): void;
+  /**
+   * How many room messages went together: `routing` = one batch's routing read (messages claimed
+   * in one turn), `grpc_call` = one call to one comet. How well batching amortises its per-batch
+   * and per-call costs (docs/bench-results.md, issue 11).
+   */
+  pushBatch(stage: 'routing' | 'grpc_call', messages: number): void;
   redis: LatencyObserver;
   grpc: GrpcObserver;
 }
@@ -54,6 +60,13 @@ export function jobMetrics(registry: Registry, aliveComets: () => Promise<number
     buckets: [0, 1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000],
     registers: [registry],
   });
+  const batches = new Histogram({
+    name: 'pushline_push_batch_messages',
+    help: 'Room messages handled together: per routing read of a batch (stage="routing") and per gRPC call to a comet (stage="grpc_call")',
+    labelNames: ['stage'],
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+    registers: [registry],
+  });
   new Gauge({
     name: 'active_comet_nodes',
     help: 'Comet nodes heartbeating in comet:nodes (read at scrape time)',
@@ -69,6 +82,7 @@ export function jobMetrics(registry: Registry, aliveComets: () => Promise<number
     webhook: (outcome) => webhooks.inc({ outcome }),
     dispatched: (comet, ok) => (ok ? success : failed).inc({ comet }),
     roomConnections: (n) => rooms.observe(n),
+    pushBatch: (stage, n) => batches.observe({ stage }, n),
     redis: redisLatency(registry),
     grpc: grpcCalls(registry, 'client'),
   };

@@ -83,7 +83,8 @@ export class RoomBatcher {
   private readonly lanes: RoomLanes;
 
   constructor(private readonly options: RoomBatchOptions) {
-    this.lanes = new RoomLanes(options.clients, options.nodeAttempts, options.nodeBackoffMs);
+    const metrics = options.metrics;
+    this.lanes = new RoomLanes(options.clients, options.nodeAttempts, options.nodeBackoffMs, metrics ? (n) => metrics.pushBatch('grpc_call', n) : undefined);
   }
 
   /** Resolves once every comet holding the room's connections acknowledged the message (or failed for good). */
@@ -109,6 +110,7 @@ export class RoomBatcher {
 
   private async run(batch: Waiting[]): Promise<void> {
     const { lookup, keys, history, metrics } = this.options;
+    metrics?.pushBatch('routing', batch.length);
     const rooms = new Map<string, Waiting[]>();
     for (const w of batch) {
       const key = w.message.notification ? `${w.message.roomId}\u0000notification` : w.message.roomId;

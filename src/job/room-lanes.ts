@@ -52,6 +52,8 @@ export class RoomLanes {
     private readonly clients: CometClients,
     private readonly attempts: number,
     private readonly backoffMs: number,
+    /** Told how many messages each call carries (the batch-size metric). */
+    private readonly onCall?: (messages: number) => void,
   ) {}
 
   /** Resolves with the outcome of the call that carried the message (never rejects). */
@@ -93,6 +95,7 @@ export class RoomLanes {
     const seedLines = messages.length === 1 && first.single;
     const what = messages.length > 1 ? ` (${messages.length} messages${rooms.size > 1 ? `, ${rooms.size} rooms` : ''})` : '';
     const call = ++this.calls;
+    this.onCall?.(messages.length);
     let delivered = new Map<string, number>();
     let outcome: Omit<CallOutcome, 'delivered'> = { call, attempts: 0, ok: false };
     for (let i = 1; i <= this.attempts; i++) {

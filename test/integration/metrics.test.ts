@@ -58,6 +58,10 @@ describe('metrics', () => {
     expect(value(job, 'active_comet_nodes')).toBe(2);
     expect(value(job, 'room_connection_count_count')).toBeGreaterThanOrEqual(1);
     expect(value(job, 'room_connection_count_sum')).toBeGreaterThanOrEqual(2);
+    // Batch sizes: the room message went through one routing read and one call per comet.
+    expect(value(job, 'pushline_push_batch_messages_count', { stage: 'routing' })).toBeGreaterThanOrEqual(1);
+    expect(value(job, 'pushline_push_batch_messages_count', { stage: 'grpc_call' })).toBeGreaterThanOrEqual(2);
+    expect(value(job, 'pushline_push_batch_messages_sum', { stage: 'grpc_call' })).toBeGreaterThanOrEqual(2);
     expect(value(job, 'redis_command_duration_seconds_count', { command: 'get_room_connections' })).toBeGreaterThanOrEqual(1);
     expect(value(job, 'redis_command_duration_seconds_count', { command: 'claim' })).toBeGreaterThanOrEqual(1);
     expect(value(job, 'pushline_tasks_total', { type: 'echo', outcome: 'completed' })).toBe(1);
