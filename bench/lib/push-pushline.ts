@@ -7,7 +7,7 @@ import type WebSocket from 'ws';
 import { freePort } from '../../src/local/redis-server.ts';
 import { BASIC, SECRET, closeAll, log, openClient, tokens } from './push-common.ts';
 import { childEnv, exitedChild, startChild, waitForHttp, type Child } from './push-procs.ts';
-import type { Receipts, Stack } from './push-scenario.ts';
+import type { BatchTotals, Receipts, Stack } from './push-scenario.ts';
 import { pool } from './util.ts';
 
 export interface PushlineStackOptions {
@@ -64,7 +64,9 @@ export async function startPushlineStack(o: PushlineStackOptions, receipts: Rece
     }
     const logicPort = await freePort();
     const logic = spawnPushline('logic', 'logic', { LOGIC_HOST: '127.0.0.1', LOGIC_PORT: String(logicPort) });
+    const jobMetricsPort = await freePort();
     const job = spawnPushline('job', 'job', {
+      JOB_METRICS_PORT: String(jobMetricsPort),
       ...(o.jobConsumers ? { JOB_CONSUMERS: o.jobConsumers } : {}),
       ...(o.jobConcurrency ? { JOB_CONCURRENCY: o.jobConcurrency } : {}),
     });
@@ -100,10 +102,24 @@ export async function startPushlineStack(o: PushlineStackOptions, receipts: Rece
       procs: [['HTTP entry', logic.pid], ['job', job.pid], ['gateway 1', comets[0]!.child.pid], ['gateway 2', comets[1]!.child.pid]],
       redis,
       health: () => exitedChild(children),
+      batchTotals: () => jobBatchTotals(jobMetricsPort),
       stop,
     };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/** The job's pushline_push_batch_messages histogram totals, read from its /metrics. */
+async function jobBatchTotals(port: number): Promise<BatchTotals> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const read = (part: 'sum' | 'count', stage: string) => {
+    const line = text.split('\n').find((l) => l.startsWith(`pushline_push_batch_messages_${part}{`) && l.includes(`stage="${stage}"`));
+    return line ? Number(line.split(' ').pop()) : 0;
+  };
+  return {
+    routing: { sum: read('sum', 'routing'), count: read('count', 'routing') },
+    grpcCall: { sum: read('sum', 'grpc_call'), count: read('count', 'grpc_call') },
+  };
 }

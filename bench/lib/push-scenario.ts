@@ -26,7 +26,21 @@ export interface Stack {
   readonly redis: Redis;
   /** Why a probe may not arrive (a child exited), or null. */
   health(): string | null;
+  /** pushline: running totals of the job's pushline_push_batch_messages histogram (sum and count per stage). */
+  batchTotals?(): Promise<BatchTotals>;
   stop(): Promise<void>;
+}
+
+export interface BatchTotals {
+  routing: { sum: number; count: number };
+  grpcCall: { sum: number; count: number };
+}
+
+/** Mean messages per routing read and per gRPC call between two readings of the totals. */
+function batchMeans(before: BatchTotals | undefined, after: BatchTotals | undefined): ScenarioResult['batches'] {
+  if (!before || !after) return undefined;
+  const mean = (a: { sum: number; count: number }, b: { sum: number; count: number }) => (b.count > a.count ? (b.sum - a.sum) / (b.count - a.count) : 0);
+  return { routing: mean(before.routing, after.routing), grpcCall: mean(before.grpcCall, after.grpcCall) };
 }
 
 interface Run {
@@ -142,6 +156,8 @@ export interface ScenarioResult {
   cpuTotalUs: number;
   /** Fixed-rate runs: how far behind schedule sends went out. */
   sendLag?: ReturnType<typeof summary>;
+  /** pushline: mean room messages per routing read and per gRPC call over the measured run. */
+  batches?: { routing: number; grpcCall: number };
 }
 
 function cpuShares(used: { name: string; seconds: number }[], messages: number): { cpu: CpuShare[]; total: number } {
@@ -172,17 +188,19 @@ export async function runSaturation(
 
     const run = receipts.start('s', opts.messages);
     const meter = meterFor(stack);
+    const batchesBefore = await stack.batchTotals?.();
     await meter.start();
     const t0 = performance.now();
     await pool(opts.messages, opts.connections, (i) => poster.post(`s:${i}:${performance.now()}`, true));
     await finish(run, opts.timeoutS * 1000);
     const end = run.received === run.expected ? run.lastAt : performance.now();
     const { cpu, total } = cpuShares(await meter.stop(), opts.messages);
+    const batches = batchMeans(batchesBefore, await stack.batchTotals?.());
     const seconds = (end - t0) / 1000;
     return {
       messages: opts.messages, seconds, rate: opts.messages / seconds, missing: run.expected - run.received, duplicates: run.duplicates,
       httpErrors: poster.errors, firstHttpError: poster.firstError, http: summary(poster.times), latency: summary(run.samples),
-      latencyBySecond: [], cpu, cpuTotalUs: total,
+      latencyBySecond: [], cpu, cpuTotalUs: total, ...(batches ? { batches } : {}),
     };
   } finally {
     await poster.close();
@@ -230,16 +248,18 @@ export async function runLatency(
     const total = Math.round(opts.rate * opts.seconds);
     const run = receipts.start('m', total, opts.rate);
     const meter = meterFor(stack);
+    const batchesBefore = await stack.batchTotals?.();
     await meter.start();
     const t0 = performance.now();
     const sent = await produce(poster, total, opts.rate, 'm', true);
     await finish(run, opts.timeoutS * 1000);
     const end = run.received === run.expected ? run.lastAt : performance.now();
     const { cpu, total: cpuTotal } = cpuShares(await meter.stop(), total);
+    const batches = batchMeans(batchesBefore, await stack.batchTotals?.());
     return {
       messages: total, seconds: (end - t0) / 1000, rate: total / sent.seconds, missing: run.expected - run.received, duplicates: run.duplicates,
       httpErrors: poster.errors, firstHttpError: poster.firstError, http: summary(poster.times), latency: summary(run.samples),
-      latencyBySecond: run.bySecond.map((v) => summary(v).p50), cpu, cpuTotalUs: cpuTotal, sendLag: summary(sent.lags),
+      latencyBySecond: run.bySecond.map((v) => summary(v).p50), cpu, cpuTotalUs: cpuTotal, sendLag: summary(sent.lags), ...(batches ? { batches } : {}),
     };
   } finally {
     await poster.close();
