@@ -70,6 +70,14 @@ describe('QUEUE_BACKEND=bullmq', () => {
     const put = await app.inject({ method: 'PUT', url: '/groups/tenant-a', headers: { authorization: authHeader }, payload: { concurrency: 1 } });
     expect(put.statusCode).toBe(501);
     expect(put.json()).toMatchObject({ error: 'not_supported', message: expect.stringContaining('QUEUE_BACKEND=redis') });
+    // The same in a batch: that item is refused naming group, the others are queued.
+    const batch = await app.inject({ method: 'POST', url: '/generate/batch', headers: { authorization: authHeader }, payload: { tasks: [{ type: 'echo', group: 'tenant-a' }, { type: 'echo' }] } });
+    expect(batch.statusCode).toBe(207);
+    expect(batch.json()).toMatchObject({ accepted: 1, rejected: 1, tasks: [{ index: 0, error: 'validation_failed', fields: [{ field: 'group' }] }, { index: 1, status: 'queued' }] });
+    // A delayed item needs the scheduled set of the Redis engine: the whole batch gets 501, as /generate does.
+    const delayed = await app.inject({ method: 'POST', url: '/generate/batch', headers: { authorization: authHeader }, payload: { tasks: [{ type: 'echo', delay_ms: 1000 }] } });
+    expect(delayed.statusCode).toBe(501);
+    expect(delayed.json()).toMatchObject({ error: 'not_supported', message: expect.stringContaining('delay_ms') });
   });
 
   it('the dashboard retry of a dead-lettered task answers 501 and leaves it dead', async () => {

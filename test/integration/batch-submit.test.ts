@@ -87,6 +87,14 @@ describe('POST /generate/batch', () => {
     expect(body.tasks[2]).toMatchObject({ error: 'validation_failed', fields: [{ field: 'idempotency_key', message: 'idempotency_key must not be empty' }] });
   });
 
+  it('answers a delayed item as scheduled, as /generate does', async () => {
+    const res = await batch({ tasks: [{ type: 'echo', delay_ms: 3_600_000 }, { type: 'echo' }] });
+    expect(res.statusCode, res.body).toBe(202);
+    const answer = res.json() as Answer;
+    expect(answer.tasks.map((t) => t.status)).toEqual(['scheduled', 'queued']);
+    expect((await logic.queue.get(String(answer.tasks[0]!.task_id)))?.status).toBe('scheduled');
+  });
+
   it('refuses an empty batch, a non-array, a missing list and one over BATCH_MAX, naming tasks', async () => {
     const cases: [unknown, string][] = [
       [{ tasks: [] }, 'tasks must hold at least one task'],

@@ -10,7 +10,8 @@ import { BackendUnsupportedError } from '../../queue/backend.ts';
 import { NotReplicatedError } from '../../queue/replication-wait.ts';
 import { ApiError, type FieldError } from '../errors.ts';
 import { generateBodySchema } from '../schemas.ts';
-import { fingerprint, queuedNotification, toNewTask, type TaskRoutesOptions } from './tasks.ts';
+import { groupNeedsRedis } from './groups.ts';
+import { assertStartSupported, fingerprint, queuedNotification, startOfQueued, toNewTask, type TaskRoutesOptions } from './tasks.ts';
 
 /** /generate's own options (the same queue, backend and validation), plus the batch bound. */
 export interface BatchRoutesOptions extends TaskRoutesOptions {
@@ -96,6 +97,8 @@ export const batchRoutes: FastifyPluginAsyncZod<BatchRoutesOptions> = async (app
         }
         const parsed = itemSchema.safeParse(body);
         if (!parsed.success) return void (answers[index] = rejected(index, itemFieldErrors(parsed.error.issues)));
+        // As /generate: a group is a field error on a backend without groups.
+        if (parsed.data.group !== undefined && options.backendName !== 'redis') return void (answers[index] = rejected(index, groupNeedsRedis(options.backendName).fields!));
         const task = toNewTask(parsed.data, parsed.data.priority ?? options.defaultPriority, request.id, options.keys);
         if (key) task.idempotency = { key, fingerprint: fingerprint(body) };
         valid.push({ index, task });
@@ -106,6 +109,7 @@ export const batchRoutes: FastifyPluginAsyncZod<BatchRoutesOptions> = async (app
         if (options.backendName !== 'redis' && valid.some((v) => v.task.idempotency)) {
           throw new BackendUnsupportedError(`idempotency_key needs QUEUE_BACKEND=redis (this logic runs ${options.backendName})`);
         }
+        for (const v of valid) assertStartSupported(v.task, options.backendName);
         try {
           results = await enqueueAll(valid.map((v) => v.task));
         } catch (err) {
@@ -127,10 +131,12 @@ export const batchRoutes: FastifyPluginAsyncZod<BatchRoutesOptions> = async (app
           answers[index] = { index, error: 'idempotency_key_reused', message: 'idempotency_key was already used with a different task body', task_id: result.id };
           return;
         }
-        answers[index] = { index, task_id: result.id, status: 'queued', priority: task.priority };
+        // A delayed item waits as `scheduled`, as /generate answers.
+        const runAtMs = startOfQueued(task, result.createdAtMs);
+        answers[index] = { index, task_id: result.id, status: runAtMs === null ? 'queued' : 'scheduled', priority: task.priority };
         if (result.outcome === 'existing') replayed.push(index);
         else {
-          const notification = queuedNotification(result.id, task, request.id);
+          const notification = queuedNotification(result.id, task, request.id, runAtMs);
           if (notification) notifications.push(notification);
         }
       });

@@ -98,6 +98,24 @@ export function queuedNotification(taskId: string, task: NewTask, requestId: str
   return { type: 'push', priority: NOTIFICATION_PRIORITY, payload: encodePushPayload(push), fields: { request_id: requestId, notification_of: taskId } };
 }
 
+/** Delays need the Redis engine's scheduled set: on another backend the request gets a 501. */
+export function assertStartSupported(task: NewTask, backendName: BackendName): void {
+  if (task.start && backendName !== 'redis') {
+    throw new BackendUnsupportedError(`delay_ms and run_at need QUEUE_BACKEND=redis (this logic runs ${backendName})`);
+  }
+}
+
+/**
+ * When a just-queued task starts: null = at once (status `queued`), else its run_at ms (status
+ * `scheduled`). enqueue.lua compares the start with the same Redis clock that made createdAtMs
+ * (and adds delay_ms to it), so a run_at already past is queued at once.
+ */
+export function startOfQueued(task: NewTask, createdAtMs: number): number | null {
+  if (!task.start) return null;
+  if ('delayMs' in task.start) return createdAtMs + task.start.delayMs;
+  return task.start.runAtMs > createdAtMs ? task.start.runAtMs : null;
+}
+
 export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, options) => {
   const { queue, submit } = options;
   const bodySchema = generateBodySchema(options.taskTypes);
@@ -113,9 +131,7 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
       if (request.body.group !== undefined && options.backendName !== 'redis') throw groupNeedsRedis(options.backendName);
       const priority = request.body.priority ?? options.defaultPriority;
       const task = toNewTask(request.body, priority, request.id, options.keys);
-      if (task.start && options.backendName !== 'redis') {
-        throw new BackendUnsupportedError(`delay_ms and run_at need QUEUE_BACKEND=redis (this logic runs ${options.backendName})`);
-      }
+      assertStartSupported(task, options.backendName);
       const key = request.headers['idempotency-key'];
       if (key) task.idempotency = { key, fingerprint: fingerprint(request.body) };
       let result;
@@ -143,8 +159,7 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRoutesOptions> = async (app, 
         reply.header('idempotent-replayed', 'true');
         return reply.code(202).send({ task_id: result.id, status: current?.status ?? 'queued', priority: Number(current?.priority ?? priority) });
       }
-      // enqueue.lua compares the start with the same Redis clock that made createdAtMs (and adds delay_ms to it).
-      const runAtMs = !task.start ? null : 'delayMs' in task.start ? result.createdAtMs + task.start.delayMs : task.start.runAtMs > result.createdAtMs ? task.start.runAtMs : null;
+      const runAtMs = startOfQueued(task, result.createdAtMs);
       const status = runAtMs === null ? 'queued' : 'scheduled';
       request.log.info({ task: result.id, type: task.type, priority }, `task ${result.id} ${status}`);
       const notification = queuedNotification(result.id, task, request.id, runAtMs);
