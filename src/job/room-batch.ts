@@ -72,8 +72,8 @@ interface Waiting {
   reject: (err: unknown) => void;
 }
 
-/** The "[Consumer 2]" prefix of the seed's log lines; pino's bindings() parses JSON, so once per room group. */
-function consumerPrefix(log: Logger): string {
+/** The "[Consumer 2]" prefix of the seed's log lines; pino's bindings() parses JSON, so once per room group or task. */
+export function consumerPrefix(log: Logger): string {
   return `[Consumer ${log.bindings().consumer ?? '?'}]`;
 }
 

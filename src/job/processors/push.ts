@@ -13,7 +13,7 @@ import { PermanentError, type Processor, type TaskContext } from '../processor.t
 import type { CometClients } from '../comet-clients.ts';
 import type { PushDelivery } from '../task-status.ts';
 import { messageBody, messageProto, pushPayloadProblem, type PushPayload } from '../../contract/push-message.ts';
-import { RoomBatcher, type NodeOutcome } from '../room-batch.ts';
+import { consumerPrefix, RoomBatcher, type NodeOutcome } from '../room-batch.ts';
 import { batchByTurn } from '../turn-batch.ts';
 import type { Logger } from '../../util/log.ts';
 import type { JobMetrics } from '../metrics.ts';
@@ -120,8 +120,7 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
     const json = messageBody(ctx.id, seq, push.message);
     const proto = messageProto(ctx.id, seq, json);
     if (push.mode === 'room') return rooms.deliver({ ctx, roomId: push.roomId!, seq, json, proto, notification });
-    // The seed docs' "[Consumer 2] ..." prefix; pino's bindings() parses JSON, so once per task.
-    const prefix = `[Consumer ${ctx.log.bindings().consumer ?? '?'}]`;
+    const prefix = consumerPrefix(ctx.log);
     let routes: Route[];
     let total: number;
     if (push.mode === 'broadcast') {
