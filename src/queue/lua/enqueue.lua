@@ -50,24 +50,6 @@ local t = redis.call('TIME')
 local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nowStr = string.format('%d', nowMs)
 
--- The start of a delayed task (its run_at or delay_ms field) when it is still ahead, else nil;
--- and whether it has a run_at field at all (one already past is dropped from the hash).
-local function scheduledStart(fieldsAt, nfields, now)
-  local due, hasRunAt = nil, false
-  for i = fieldsAt, fieldsAt + nfields * 2 - 1, 2 do
-    if ARGV[i] == 'run_at' then
-      due = tonumber(ARGV[i + 1])
-      hasRunAt = true
-    elseif ARGV[i] == 'delay_ms' then
-      due = now + (tonumber(ARGV[i + 1]) or 0)
-    end
-  end
-  if due and due > now then
-    return due, hasRunAt
-  end
-  return nil, hasRunAt
-end
-
 local out = {}
 local argi = 5
 local keyi = 5
@@ -127,13 +109,29 @@ for _ = 1, count do
       hash[#hash + 1] = 'seq'
       hash[#hash + 1] = redis.call('INCR', seqKeyOfTask)
     end
-    local group = nil
-    for i = fieldsAt, fieldsAt + nfields * 2 - 1 do
-      hash[#hash + 1] = ARGV[i]
-      -- A task with a `group` field waits in its group's ZSET (docs/queue.md, "Groups").
-      if ARGV[i] == 'group' and (i - fieldsAt) % 2 == 0 then group = ARGV[i + 1] end
+    -- One pass over the caller's fields: copied to the hash, and read for what decides where the
+    -- task waits: a `group` (its group's ZSET, docs/queue.md "Groups") and a later start
+    -- (run_at or delay_ms: the scheduled set).
+    local group, dueMs = nil, nil
+    for i = fieldsAt, fieldsAt + nfields * 2 - 1, 2 do
+      local field, value = ARGV[i], ARGV[i + 1]
+      if field == 'run_at' then
+        -- Written below only while still ahead: a start already past queues the task now, its
+        -- score base then being its created_at.
+        dueMs = tonumber(value)
+      else
+        hash[#hash + 1] = field
+        hash[#hash + 1] = value
+        if field == 'group' then
+          group = value
+        elseif field == 'delay_ms' then
+          dueMs = nowMs + (tonumber(value) or 0)
+        end
+      end
     end
-    local dueMs, hasRunAt = scheduledStart(fieldsAt, nfields, nowMs)
+    if dueMs and dueMs <= nowMs then
+      dueMs = nil
+    end
     if dueMs then
       hash[6] = 'scheduled'
       hash[#hash + 1] = 'run_at'
@@ -143,10 +141,6 @@ for _ = 1, count do
     if dueMs then
       redis.call('ZADD', KEYS[#KEYS], string.format('%d', dueMs), id)
     else
-      -- A run_at already past: the task is queued now, and its score base is its created_at.
-      if hasRunAt then
-        redis.call('HDEL', taskPrefix .. id, 'run_at')
-      end
       line_up_task(queue, id, string.format('%d', nowMs * (6 - priority)), group)
     end
     if idemKey then
