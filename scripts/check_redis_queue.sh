@@ -38,6 +38,7 @@ for line in "${shards[@]}"; do
   printf '   %-28s %s\n' "$TASKS:processing" "$(rc ZCARD "$TASKS:processing")  leased to a worker"
   printf '   %-28s %s\n' "$TASKS:delayed" "$(rc ZCARD "$TASKS:delayed")  waiting to retry"
   printf '   %-28s %s\n' "$TASKS:dead" "$(rc ZCARD "$TASKS:dead")  dead-lettered"
+  printf '   %-28s %s\n' "$TASKS:scheduled" "$(rc ZCARD "$TASKS:scheduled")  waiting for their start (delay_ms / run_at)"
   printf '   %-28s %s\n' "$TASKS:finished" "$(rc ZCARD "$TASKS:finished")  completed/failed/canceled, kept for search"
   printf '   %-28s %s\n' "$RESULTS" "$(rc ZCARD "$RESULTS")  webhooks to send"
   printf '   %-28s %s\n' "$RESULTS:delayed" "$(rc ZCARD "$RESULTS:delayed")  webhooks waiting to retry"

@@ -97,8 +97,11 @@ describe('pushline queue find', () => {
     expect(second.stdout).toMatch(new RegExp(`^${waiting[0]}  echo  p1  queued`, 'm'));
     expect(second.stdout).not.toContain('more:');
 
-    // The finished index, with redis-cli alone.
-    expect((await run('bash', [SCRIPT], { env, cwd: tmpdir() })).stdout).toMatch(/:finished\s+2\s+completed\/failed\/canceled/);
+    // The finished index and the scheduled set, with redis-cli alone.
+    await queue.enqueue([{ type: 'echo', priority: 3, start: { delayMs: 3_600_000 } }]);
+    const shown = (await run('bash', [SCRIPT], { env, cwd: tmpdir() })).stdout;
+    expect(shown).toMatch(/:finished\s+2\s+completed\/failed\/canceled/);
+    expect(shown).toMatch(/:scheduled\s+1\s+waiting for their start/);
 
     const bad = await run(process.execPath, [BIN, 'queue', 'find', '-s', 'finished'], { env, cwd: tmpdir() }).catch((e) => e);
     expect(bad.code).toBe(2);
