@@ -2,7 +2,8 @@
 // (test/helpers/stack.ts: one redis-server, logic, job, 2 comets), 4 viewers and `idle` idle
 // members in one room; `n` messages posted through POST /logic/send with `inFlight` in flight.
 // Between CONFIG RESETSTAT and the last viewer's last message it reads INFO commandstats, INFO
-// stats (bytes) and INFO cpu, and prints calls and µs per message for every command.
+// stats (bytes) and INFO cpu, and prints calls and µs per message for every command, and per script
+// (enqueue, claim, settle) from the slow log with its threshold at 0 (which itself adds some CPU).
 //   node --import tsx bench/push-redis-commands.ts [--root=/path/to/checkout] [--n=2000] [--in-flight=32] [--idle=200]
 // `--root` measures another checkout's src/ (e.g. the main branch) with the same script.
 import { resolve } from 'node:path';
@@ -49,6 +50,10 @@ const cpu = async () => {
   return (Number(c.used_cpu_sys_main_thread ?? c.used_cpu_sys) + Number(c.used_cpu_user_main_thread ?? c.used_cpu_user)) * 1e6;
 };
 await redis.config('RESETSTAT');
+// Per script: every call's duration from the slow log (threshold 0), grouped by script (its keys name it).
+await redis.config('SET', 'slowlog-log-slower-than', '0');
+await redis.config('SET', 'slowlog-max-len', String(Math.max(100_000, n * 20)));
+await redis.slowlog('RESET');
 const before = { stats: await info('stats'), cpu: await cpu() };
 let next = 0;
 await Promise.all(
@@ -61,6 +66,19 @@ await waitFor(() => viewers.every((v) => serverMessages(v).length >= n), 'all me
 await waitFor(async () => (await stack.job.runner.inflight) === 0, 'settled', 60_000);
 const after = { stats: await info('stats'), cpu: await cpu(), commands: await info('commandstats') };
 
+const slowlog = (await redis.slowlog('GET', -1)) as [number, number, number, string[]][];
+await redis.config('SET', 'slowlog-log-slower-than', '10000');
+const scriptCalls = new Map<string, { calls: number; usec: number }>();
+for (const [, , usec, args] of slowlog) {
+  if (args[0]?.toLowerCase() !== 'evalsha') continue;
+  // Named by their first two keys: enqueue (queue, marker), claim (queue, processing), settle (processing, queue).
+  const [k1 = '', k2 = ''] = [args[3], args[4]];
+  const name = k1.endsWith('uvr_tasks:processing') && k2.endsWith('uvr_tasks') ? 'settle' : k1.endsWith('uvr_tasks') && k2.endsWith('uvr_tasks:processing') ? 'claim' : k2.endsWith('uvr_tasks:marker') ? 'enqueue' : `other (${k1} ${k2})`;
+  const s = scriptCalls.get(name) ?? { calls: 0, usec: 0 };
+  s.calls++;
+  s.usec += usec;
+  scriptCalls.set(name, s);
+}
 const rows = Object.entries(after.commands)
   .map(([key, value]) => {
     const f = Object.fromEntries(value.split(',').map((kv) => kv.split('='))) as Record<string, string>;
@@ -78,6 +96,9 @@ const usec = rows.reduce((s, r) => s + r.usec, 0);
 console.log(`| **total** | **${fmt(calls / n)}** | **${fmt(usec / n)}** |`);
 const bytesIn = Number(after.stats.total_net_input_bytes) - Number(before.stats.total_net_input_bytes);
 const bytesOut = Number(after.stats.total_net_output_bytes) - Number(before.stats.total_net_output_bytes);
+console.log('| script (slow log, threshold 0) | calls per message | µs per message | µs per call |');
+console.log('|---|---:|---:|---:|');
+for (const [name, c] of [...scriptCalls].sort((a, b) => b[1].usec - a[1].usec)) console.log(`| ${name} | ${fmt(c.calls / n)} | ${fmt(c.usec / n)} | ${fmt(c.usec / c.calls)} |`);
 console.log(`bytes per message: ${Math.round(bytesIn / n)} in, ${Math.round(bytesOut / n)} out; redis-server CPU (INFO cpu, main thread): ${fmt((after.cpu - before.cpu) / n)} µs per message`);
 for (const c of [...viewers, ...idlers]) c.ws.close();
 await stack.close();
