@@ -24,12 +24,18 @@ export function authProblem(metadata: grpc.Metadata, expected: Buffer): string |
 /** Server side: refuses unauthenticated calls of every method with UNAUTHENTICATED. */
 export function requireBearerToken(token: string, onRefused?: (method: string, why: string) => void): grpc.ServerInterceptor {
   const expected = digest(token);
+  // Header values that passed the constant-time check (a job sends the same one on every call):
+  // the next call with one of them skips the regex and both digests, as logic's API auth does.
+  const accepted = new Set<string>();
   return (method, call) =>
     new grpc.ServerInterceptingCall(call, {
       start(next) {
         next({
           onReceiveMetadata(metadata, passOn) {
+            const given = metadata.get('authorization')[0];
+            if (typeof given === 'string' && accepted.has(given)) return passOn(metadata);
             const why = authProblem(metadata, expected);
+            if (why === null && typeof given === 'string' && accepted.size < 8) accepted.add(given);
             if (why === null) return passOn(metadata);
             onRefused?.(method.path, why);
             call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: why, metadata: new grpc.Metadata() });
@@ -37,6 +43,13 @@ export function requireBearerToken(token: string, onRefused?: (method: string, w
         });
       },
     });
+}
+
+/** Client side: the metadata carrying the bearer token (callers pass a clone with each call). */
+export function bearerMetadata(token: string): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  metadata.set('authorization', `Bearer ${token}`);
+  return metadata;
 }
 
 /** Client side: adds the bearer token to every call made through the client. */

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { cometGrpcTls, cometGrpcToken, type GrpcTlsFiles } from '../config/load.ts';
 import type { Env } from '../config/schema.ts';
-import { bearerToken } from '../contract/comet-grpc-auth.ts';
+import { bearerMetadata } from '../contract/comet-grpc-auth.ts';
 import { cometChannelCredentials } from '../contract/comet-grpc-credentials.ts';
 import { loadCometDefinition, type ProtoMsg } from '../contract/comet-proto.ts';
 import { OP_MESSAGE } from '../contract/push-message.ts';
@@ -14,10 +14,10 @@ import type { GrpcObserver } from '../metrics/common.ts';
 
 type Callback<T> = (err: grpc.ServiceError | null, res?: T) => void;
 interface CometStub extends grpc.Client {
-  BroadcastRoom(req: { roomId: string; protos: ProtoMsg[] }, opts: grpc.CallOptions, cb: Callback<{ delivered: number }>): void;
-  PushMsg(req: { keys: string[]; proto: ProtoMsg; protoOp: number }, opts: grpc.CallOptions, cb: Callback<{ delivered: number; missing: string[] }>): void;
-  Broadcast(req: { proto: ProtoMsg; protoOp: number; speed: number }, opts: grpc.CallOptions, cb: Callback<{ delivered: number }>): void;
-  BroadcastRooms(req: { rooms: { roomId: string; protos: ProtoMsg[] }[] }, opts: grpc.CallOptions, cb: Callback<{ delivered: number[] }>): void;
+  BroadcastRoom(req: { roomId: string; protos: ProtoMsg[] }, md: grpc.Metadata, opts: grpc.CallOptions, cb: Callback<{ delivered: number }>): void;
+  PushMsg(req: { keys: string[]; proto: ProtoMsg; protoOp: number }, md: grpc.Metadata, opts: grpc.CallOptions, cb: Callback<{ delivered: number; missing: string[] }>): void;
+  Broadcast(req: { proto: ProtoMsg; protoOp: number; speed: number }, md: grpc.Metadata, opts: grpc.CallOptions, cb: Callback<{ delivered: number }>): void;
+  BroadcastRooms(req: { rooms: { roomId: string; protos: ProtoMsg[] }[] }, md: grpc.Metadata, opts: grpc.CallOptions, cb: Callback<{ delivered: number[] }>): void;
 }
 
 interface Waiting {
@@ -54,6 +54,8 @@ export class CometClients {
   private readonly credentials: grpc.ChannelCredentials;
   private readonly deadlineMs: number;
   private readonly batchBytes: number;
+  /** The bearer token, copied into each call's metadata (cheaper than an interceptor per call). */
+  private readonly metadata: grpc.Metadata;
 
   constructor(
     private readonly options: CometClientOptions,
@@ -64,21 +66,22 @@ export class CometClients {
     this.credentials = cometChannelCredentials(options.tls ?? null);
     this.deadlineMs = options.deadlineMs;
     this.batchBytes = Math.max(1, (options.maxMessageBytes ?? 4 * 1024 * 1024) - CALL_OVERHEAD_BYTES);
+    this.metadata = bearerMetadata(options.token);
   }
 
   private stub(cometId: string): CometStub {
     let stub = this.stubs.get(cometId);
     if (!stub) {
-      stub = new this.Ctor(cometId, this.credentials, { interceptors: [bearerToken(this.options.token)] }) as unknown as CometStub;
+      stub = new this.Ctor(cometId, this.credentials) as unknown as CometStub;
       this.stubs.set(cometId, stub);
     }
     return stub;
   }
 
-  private call<T>(cometId: string, method: string, run: (stub: CometStub, opts: grpc.CallOptions, cb: Callback<T>) => void): Promise<T> {
+  private call<T>(cometId: string, method: string, run: (stub: CometStub, md: grpc.Metadata, opts: grpc.CallOptions, cb: Callback<T>) => void): Promise<T> {
     const started = this.observe ? performance.now() : 0;
     return new Promise((resolve, reject) => {
-      run(this.stub(cometId), { deadline: Date.now() + this.deadlineMs }, (err, res) => {
+      run(this.stub(cometId), this.metadata.clone(), { deadline: Date.now() + this.deadlineMs }, (err, res) => {
         this.observe?.(method, !err, (performance.now() - started) / 1000);
         if (err) reject(err);
         else resolve(res as T);
@@ -109,7 +112,7 @@ export class CometClients {
   /** A room's messages keep their order on the comet: a batch split in parts sends them one after another. */
   private async sendInOrder(cometId: string, roomId: string, parts: Waiting[][]): Promise<void> {
     for (const part of parts) {
-      await this.call<{ delivered: number }>(cometId, 'BroadcastRoom', (s, o, cb) => s.BroadcastRoom({ roomId, protos: part.map((w) => w.proto) }, o, cb)).then(
+      await this.call<{ delivered: number }>(cometId, 'BroadcastRoom', (s, m, o, cb) => s.BroadcastRoom({ roomId, protos: part.map((w) => w.proto) }, m, o, cb)).then(
         (reply) => part.forEach((w) => w.resolve(reply)),
         (err) => part.forEach((w) => w.reject(err)),
       );
@@ -145,20 +148,20 @@ export class CometClients {
 
   /** One BroadcastRoom call carrying `protos` in order (a job batch sizes it with roomCallParts). */
   broadcastRoomProtos(cometId: string, roomId: string, protos: ProtoMsg[]): Promise<{ delivered: number }> {
-    return this.call<{ delivered: number }>(cometId, 'BroadcastRoom', (s, o, cb) => s.BroadcastRoom({ roomId, protos }, o, cb));
+    return this.call<{ delivered: number }>(cometId, 'BroadcastRoom', (s, m, o, cb) => s.BroadcastRoom({ roomId, protos }, m, o, cb));
   }
 
   /** One BroadcastRooms call: several rooms' messages (each room's in order); `delivered` per room. */
   broadcastRooms(cometId: string, rooms: { roomId: string; protos: ProtoMsg[] }[]): Promise<{ delivered: number[] }> {
-    return this.call<{ delivered: number[] }>(cometId, 'BroadcastRooms', (s, o, cb) => s.BroadcastRooms({ rooms }, o, cb));
+    return this.call<{ delivered: number[] }>(cometId, 'BroadcastRooms', (s, m, o, cb) => s.BroadcastRooms({ rooms }, m, o, cb));
   }
 
   pushMsg(cometId: string, keys: string[], proto: ProtoMsg) {
-    return this.call<{ delivered: number; missing: string[] }>(cometId, 'PushMsg', (s, o, cb) => s.PushMsg({ keys, proto, protoOp: proto.op ?? OP_MESSAGE }, o, cb));
+    return this.call<{ delivered: number; missing: string[] }>(cometId, 'PushMsg', (s, m, o, cb) => s.PushMsg({ keys, proto, protoOp: proto.op ?? OP_MESSAGE }, m, o, cb));
   }
 
   broadcast(cometId: string, proto: ProtoMsg) {
-    return this.call<{ delivered: number }>(cometId, 'Broadcast', (s, o, cb) => s.Broadcast({ proto, protoOp: proto.op ?? OP_MESSAGE, speed: 0 }, o, cb));
+    return this.call<{ delivered: number }>(cometId, 'Broadcast', (s, m, o, cb) => s.Broadcast({ proto, protoOp: proto.op ?? OP_MESSAGE, speed: 0 }, m, o, cb));
   }
 
   close(): void {

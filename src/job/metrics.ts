@@ -2,7 +2,7 @@
 // dispatch counters of the seed docs (job_dispatch_success/failed per comet, active_comet_nodes,
 // room_connection_count), plus the shared Redis latency and gRPC call metrics.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { grpcCalls, redisLatency, type GrpcObserver, type LatencyObserver } from '../metrics/common.ts';
+import { grpcCalls, labelledChildren, redisLatency, type GrpcObserver, type LatencyObserver } from '../metrics/common.ts';
 
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
@@ -75,14 +75,21 @@ export function jobMetrics(registry: Registry, aliveComets: () => Promise<number
       this.set(await aliveComets().catch(() => 0));
     },
   });
+  // Per task several observations: each labelled child is looked up once (labelledChildren).
+  const waitOf = labelledChildren((type, priority) => wait.labels({ type, priority }));
+  const processingOf = labelledChildren((type, outcome) => processing.labels({ type, outcome }));
+  const tasksOf = labelledChildren((type, outcome) => tasks.labels({ type, outcome }));
+  const successOf = labelledChildren((comet) => success.labels({ comet }));
+  const failedOf = labelledChildren((comet) => failed.labels({ comet }));
+  const batchesOf = labelledChildren((stage) => batches.labels({ stage }));
   return {
-    waited: (type, priority, s) => wait.observe({ type, priority }, Math.max(0, s)),
-    processed: (type, outcome, s) => processing.observe({ type, outcome }, s),
-    settled: (type, outcome) => tasks.inc({ type, outcome }),
+    waited: (type, priority, s) => waitOf(type, priority).observe(Math.max(0, s)),
+    processed: (type, outcome, s) => processingOf(type, outcome).observe(s),
+    settled: (type, outcome) => tasksOf(type, outcome).inc(),
     webhook: (outcome) => webhooks.inc({ outcome }),
-    dispatched: (comet, ok) => (ok ? success : failed).inc({ comet }),
+    dispatched: (comet, ok) => (ok ? successOf : failedOf)(comet).inc(),
     roomConnections: (n) => rooms.observe(n),
-    pushBatch: (stage, n) => batches.observe({ stage }, n),
+    pushBatch: (stage, n) => batchesOf(stage).observe(n),
     redis: redisLatency(registry),
     grpc: grpcCalls(registry, 'client'),
   };

@@ -37,7 +37,8 @@ export interface PushResult {
   failed: number;
   comet_nodes: number;
   connections: number;
-  nodes: NodeOutcome[];
+  /** Each comet's outcome: present when one failed or needed a retry. */
+  nodes?: NodeOutcome[];
 }
 
 /** A room message ready to go: its task, seq, the JSON clients get and its Proto. */
@@ -167,28 +168,43 @@ export class RoomBatcher {
     // Per comet, each message's call (a lane may carry it with messages of other batches).
     const perComet = await Promise.all(
       routes.map((route) =>
-        Promise.all(list.map((w) => this.lanes.send(route.cometId, { roomId, proto: w.message.proto, ctx: w.message.ctx, connections: route.count, prefix, single }))),
+        this.lanes.sendAll(
+          route.cometId,
+          list.map((w) => ({ roomId, proto: w.message.proto, ctx: w.message.ctx, connections: route.count, prefix, single })),
+        ),
       ),
     );
     const calls = new Set(perComet.flat().map((o) => o.call)).size;
     let sentAll = 0;
     let failedAll = 0;
     list.forEach((w, i) => {
-      const nodes: NodeOutcome[] = routes.map((route, c) => {
+      let sent = 0;
+      let failed = 0;
+      let eventful = false;
+      routes.forEach((route, c) => {
         const call = perComet[c]![i]!;
-        return { comet: route.cometId, connections: route.count, delivered: call.delivered, attempts: call.attempts, ok: call.ok, ...(call.error ? { error: call.error } : {}) };
+        metrics?.dispatched(route.cometId, call.ok);
+        if (call.ok) sent += route.count;
+        else failed += route.count;
+        if (!call.ok || call.attempts > 1) eventful = true;
       });
-      if (metrics) for (const o of nodes) metrics.dispatched(o.comet, o.ok);
-      const sent = nodes.filter((o) => o.ok).reduce((n, o) => n + o.connections, 0);
-      const failed = nodes.filter((o) => !o.ok).reduce((n, o) => n + o.connections, 0);
       sentAll += sent;
       failedAll += failed;
       if (perMessage) {
-        const line = `${prefix} Message distributed: sent=${sent}, failed=${failed}, comet_nodes=${nodes.length}`;
+        const line = `${prefix} Message distributed: sent=${sent}, failed=${failed}, comet_nodes=${routes.length}`;
         if (single) log.info(line);
         else w.message.ctx.log.debug(line);
       }
-      w.resolve({ sent, failed, comet_nodes: nodes.length, connections: found.total, nodes });
+      const result: PushResult = { sent, failed, comet_nodes: routes.length, connections: found.total };
+      // Each comet's outcome is kept when one failed or needed a retry: a clean delivery's result
+      // stays small (it is written to Redis for every room message).
+      if (eventful) {
+        result.nodes = routes.map((route, c): NodeOutcome => {
+          const call = perComet[c]![i]!;
+          return { comet: route.cometId, connections: route.count, delivered: call.delivered, attempts: call.attempts, ok: call.ok, ...(call.error ? { error: call.error } : {}) };
+        });
+      }
+      w.resolve(result);
     });
     if (!single) {
       const first = list[0]!.message.seq;

@@ -58,16 +58,38 @@ export class RoomLanes {
 
   /** Resolves with the outcome of the call that carried the message (never rejects). */
   send(cometId: string, message: LaneMessage): Promise<CallOutcome> {
+    return new Promise((resolve) => this.enqueue(cometId, { message, resolve }));
+  }
+
+  /**
+   * A room's messages of one batch, in order: resolves with each one's call outcome once every
+   * call that carried them answered (one promise for the list, not one per message).
+   */
+  sendAll(cometId: string, messages: readonly LaneMessage[]): Promise<CallOutcome[]> {
     return new Promise((resolve) => {
-      const queued = this.waiting.get(cometId);
-      if (queued) {
-        queued.push({ message, resolve });
-        return;
-      }
-      this.waiting.set(cometId, [{ message, resolve }]);
-      // After this turn, so every message of the batch (and of other batches of this turn) joins.
-      setImmediate(() => void this.pump(cometId));
+      const outcomes: CallOutcome[] = new Array(messages.length);
+      let left = messages.length;
+      messages.forEach((message, i) =>
+        this.enqueue(cometId, {
+          message,
+          resolve: (outcome) => {
+            outcomes[i] = outcome;
+            if (--left === 0) resolve(outcomes);
+          },
+        }),
+      );
     });
+  }
+
+  private enqueue(cometId: string, item: Queued): void {
+    const queued = this.waiting.get(cometId);
+    if (queued) {
+      queued.push(item);
+      return;
+    }
+    this.waiting.set(cometId, [item]);
+    // After this turn, so every message of the batch (and of other batches of this turn) joins.
+    setImmediate(() => void this.pump(cometId));
   }
 
   private async pump(cometId: string): Promise<void> {
