@@ -3,7 +3,8 @@
 // several claims answered in one read) joins one batch, flushed with setImmediate: there is no
 // waiting window, so at low rates a batch is one message and nothing waits. Per batch:
 //   - one pipelined Redis round trip reads every room's routing (SCARD + HGETALL of the comets'
-//     tally) and appends every message to its room's history (one EXPIRE per room, not per message);
+//     tally) and appends the room's messages to its history (one script call per room:
+//     ../routing/history.ts);
 //   - per comet, ONE call carries all the batch's messages for it, each room's in seq order
 //     (split only past 100 messages or the gRPC size limit), through that comet's lane
 //     (./room-lanes.ts: one call in flight, retries included; later batches join the next call;
@@ -21,6 +22,7 @@ import type { CometClients } from './comet-clients.ts';
 import type { JobMetrics } from './metrics.ts';
 import type { TaskContext } from './processor.ts';
 import { RoomLanes } from './room-lanes.ts';
+import { appendHistory, type HistoryEntry } from '../routing/history.ts';
 
 /** One comet's part in delivering a message (kept in the task's result, `nodes`). */
 export interface NodeOutcome {
@@ -131,14 +133,9 @@ export class RoomBatcher {
           // message can recover it by seq. Messages without a seq (status notifications) are not kept.
           alongside: (p: ChainableCommander) => {
             if (!history) return;
-            const key = keys.roomHistory(roomId);
-            let added = false;
-            for (const { message: m } of list) {
-              if (!m.seq) continue;
-              p.xadd(key, 'MAXLEN', '~', String(history.max), '*', 'seq', String(m.seq), 'id', m.ctx.id, 'body', m.json);
-              added = true;
-            }
-            if (added) p.expire(key, history.ttlSeconds);
+            const entries: HistoryEntry[] = [];
+            for (const { message: m } of list) if (m.seq) entries.push({ seq: m.seq, id: m.ctx.id, body: m.json });
+            if (entries.length > 0) appendHistory(p, keys.roomHistory(roomId), history, entries);
           },
         })),
       ),

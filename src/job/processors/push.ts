@@ -9,6 +9,7 @@ import type { ChainableCommander, Redis } from 'ioredis';
 import { perSlot } from '../../redis/batch.ts';
 import type { RoutingKeys } from '../../routing/keys.ts';
 import { RoutingLookup, type Route } from '../../routing/lookup.ts';
+import { defineHistoryAppend } from '../../routing/history.ts';
 import { PermanentError, type Processor, type TaskContext } from '../processor.ts';
 import type { CometClients } from '../comet-clients.ts';
 import type { PushDelivery } from '../task-status.ts';
@@ -47,6 +48,7 @@ function parsePayload(payload: unknown): PushPayload {
 
 export function createPushProcessor(options: PushOptions): Processor & { deliver: PushDelivery } {
   const lookup = new RoutingLookup(options.redis, options.keys);
+  defineHistoryAppend(options.redis);
   const attempts = options.nodeAttempts ?? 3;
   const backoff = options.nodeBackoffMs ?? 100;
 
