@@ -39,8 +39,7 @@ export interface PushResult {
   failed: number;
   comet_nodes: number;
   connections: number;
-  /** Each comet's outcome: present when one failed or needed a retry. */
-  nodes?: NodeOutcome[];
+  nodes: NodeOutcome[];
 }
 
 /** A room message ready to go: its task, seq, the JSON clients get and its Proto. */
@@ -175,33 +174,25 @@ export class RoomBatcher {
     let sentAll = 0;
     let failedAll = 0;
     list.forEach((w, i) => {
-      let sent = 0;
-      let failed = 0;
-      let eventful = false;
-      routes.forEach((route, c) => {
+      const nodes: NodeOutcome[] = routes.map((route, c) => {
         const call = perComet[c]![i]!;
         metrics?.dispatched(route.cometId, call.ok);
-        if (call.ok) sent += route.count;
-        else failed += route.count;
-        if (!call.ok || call.attempts > 1) eventful = true;
+        return { comet: route.cometId, connections: route.count, delivered: call.delivered, attempts: call.attempts, ok: call.ok, ...(call.error ? { error: call.error } : {}) };
       });
+      let sent = 0;
+      let failed = 0;
+      for (const o of nodes) {
+        if (o.ok) sent += o.connections;
+        else failed += o.connections;
+      }
       sentAll += sent;
       failedAll += failed;
       if (perMessage) {
-        const line = `${prefix} Message distributed: sent=${sent}, failed=${failed}, comet_nodes=${routes.length}`;
+        const line = `${prefix} Message distributed: sent=${sent}, failed=${failed}, comet_nodes=${nodes.length}`;
         if (single) log.info(line);
         else w.message.ctx.log.debug(line);
       }
-      const result: PushResult = { sent, failed, comet_nodes: routes.length, connections: found.total };
-      // Each comet's outcome is kept when one failed or needed a retry: a clean delivery's result
-      // stays small (it is written to Redis for every room message).
-      if (eventful) {
-        result.nodes = routes.map((route, c): NodeOutcome => {
-          const call = perComet[c]![i]!;
-          return { comet: route.cometId, connections: route.count, delivered: call.delivered, attempts: call.attempts, ok: call.ok, ...(call.error ? { error: call.error } : {}) };
-        });
-      }
-      w.resolve(result);
+      w.resolve({ sent, failed, comet_nodes: nodes.length, connections: found.total, nodes });
     });
     if (!single) {
       const first = list[0]!.message.seq;

@@ -166,8 +166,6 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
     const sent = outcomes.filter((o) => o.ok).reduce((n, o) => n + (push.mode === 'broadcast' ? o.delivered : o.connections), 0);
     const failed = outcomes.filter((o) => !o.ok).reduce((n, o) => n + o.connections, 0);
     ctx.log.info(`${prefix} Message distributed: sent=${sent}, failed=${failed}, comet_nodes=${outcomes.length}`);
-    // As for room messages (room-batch.ts): each node's outcome only when one failed or was retried.
-    const eventful = outcomes.some((o) => !o.ok || o.attempts > 1);
-    return { sent, failed, comet_nodes: outcomes.length, connections: total, ...(eventful ? { nodes: outcomes } : {}) };
+    return { sent, failed, comet_nodes: outcomes.length, connections: total, nodes: outcomes };
   }
 }
