@@ -83,6 +83,9 @@ it('300 messages to one room are delivered in batches: every viewer on both come
   // History holds every message, in order.
   const history = await stack.client.xrange(routingKeys(stack.env.REDIS_KEY_PREFIX).roomHistory('big_room'), '-', '+');
   expect(history.map(([, f]) => Number(f[f.indexOf('seq') + 1]))).toEqual(range(300));
+  // Each entry as the comet reads it back for recovery; the stream expires (ROOM_HISTORY_TTL).
+  expect(history[0]![1]).toEqual(['seq', '1', 'id', ids[0], 'body', expect.stringContaining('"seq":1')]);
+  expect(await stack.client.ttl(routingKeys(stack.env.REDIS_KEY_PREFIX).roomHistory('big_room'))).toBeGreaterThan(0);
   for (const v of viewers) v.ws.close();
 });
 
