@@ -12,6 +12,8 @@
   ARGV[4]  retention seconds for finished task hashes (0 = keep)
   ARGV[5]  1 = forward finished tasks that have a hook_url to the next stage
   ARGV[6]  number of items N
+  ARGV[7]  retention seconds for a completed `push` task's hash, task stage only (-1 = as ARGV[4],
+           0 = deleted at once: a delivered message's record is the room history)
   then per item: id, lease token, outcome, delay ms, only-if-expired (0|1),
                  field count F, F field/value pairs to write on the hash
 
@@ -38,6 +40,7 @@ local taskPrefix, fp, baseField = ARGV[1], ARGV[2], ARGV[3]
 local retention = tonumber(ARGV[4])
 local forward = ARGV[5] == '1'
 local count = tonumber(ARGV[6])
+local pushRetention = tonumber(ARGV[7])
 -- Task stage: completed and failed ids go to the finished index GET /tasks?status= walks
 -- (keys.ts StageKeys.finished: `<queue>:finished`, in the queue's slot), trimmed below.
 local finishedKey = queue .. ':finished'
@@ -51,7 +54,7 @@ local attemptsField, statusField, finishedField, errorField = fp .. 'attempts', 
 local out = {}
 local unleased = {}
 local wake, wakeNext = false, false
-local argi = 7
+local argi = 8
 for item = 1, count do
   local id, token, outcome = ARGV[argi], ARGV[argi + 1], ARGV[argi + 2]
   local delay = tonumber(ARGV[argi + 3])
@@ -82,7 +85,12 @@ for item = 1, count do
         kv[#kv + 1] = ARGV[i]
       end
 
-      if outcome == 'completed' or outcome == 'failed' or outcome == 'dead' then
+      -- A delivered push message (not forwarded to a webhook) under PUSH_RETENTION_SECONDS.
+      local pushKept = pushRetention >= 0 and outcome == 'completed' and fp == '' and v[10] == 'push'
+        and not (forward and v[3]) and pushRetention
+      if pushKept == 0 then
+        redis.call('DEL', key)
+      elseif outcome == 'completed' or outcome == 'failed' or outcome == 'dead' then
         kv[#kv + 1] = statusField; kv[#kv + 1] = outcome
         kv[#kv + 1] = finishedField; kv[#kv + 1] = nowStr
         local hooked = forward and v[3]
@@ -109,8 +117,9 @@ for item = 1, count do
         else
           -- A dead-lettered task stays inspectable and retryable for as long as it is dead.
           local taskStatus = fp == '' and outcome or v[4]
-          if retention > 0 and taskStatus ~= 'dead' then
-            redis.call('EXPIRE', key, retention)
+          local ttl = pushKept or retention
+          if ttl > 0 and taskStatus ~= 'dead' then
+            redis.call('EXPIRE', key, ttl)
           end
         end
       else
