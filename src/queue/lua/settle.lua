@@ -80,10 +80,9 @@ for item = 1, count do
       if group and group_slot_freed(queue, taskPrefix, group, now) then
         wake = true
       end
-      local kv = {}
-      for i = fieldsAt, fieldsAt + nfields * 2 - 1 do
-        kv[#kv + 1] = ARGV[i]
-      end
+      -- The caller's fields go on the hash straight from ARGV (no copy into a table per item);
+      -- they are results and errors, never the stage state fields written with them.
+      local fieldsEnd = fieldsAt + nfields * 2 - 1
 
       -- A delivered push message (not forwarded to a webhook) under PUSH_RETENTION_SECONDS.
       local pushKept = pushRetention >= 0 and outcome == 'completed' and fp == '' and v[10] == 'push'
@@ -91,14 +90,12 @@ for item = 1, count do
       if pushKept == 0 then
         redis.call('DEL', key)
       elseif outcome == 'completed' or outcome == 'failed' or outcome == 'dead' then
-        kv[#kv + 1] = statusField; kv[#kv + 1] = outcome
-        kv[#kv + 1] = finishedField; kv[#kv + 1] = nowStr
         local hooked = forward and v[3]
         if hooked then
-          kv[#kv + 1] = 'webhook_status'; kv[#kv + 1] = 'queued'
-          kv[#kv + 1] = 'webhook_attempts'; kv[#kv + 1] = 0
+          redis.call('HSET', key, statusField, outcome, finishedField, nowStr, 'webhook_status', 'queued', 'webhook_attempts', 0, unpack(ARGV, fieldsAt, fieldsEnd))
+        else
+          redis.call('HSET', key, statusField, outcome, finishedField, nowStr, unpack(ARGV, fieldsAt, fieldsEnd))
         end
-        redis.call('HSET', key, unpack(kv))
         -- The error of an earlier, retried attempt would read as this outcome's.
         if outcome == 'completed' and v[6] then
           redis.call('HDEL', key, errorField)
@@ -123,9 +120,12 @@ for item = 1, count do
           end
         end
       else
-        kv[#kv + 1] = statusField; kv[#kv + 1] = 'queued'
+        local kv = { statusField, 'queued' }
         if outcome == 'release' then
           kv[#kv + 1] = attemptsField; kv[#kv + 1] = tonumber(token) - 1
+        end
+        for i = fieldsAt, fieldsEnd do
+          kv[#kv + 1] = ARGV[i]
         end
         if outcome == 'retry' and delay > 0 then
           local dueAt = string.format('%d', now + delay)
