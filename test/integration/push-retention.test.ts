@@ -114,4 +114,20 @@ describe('the engine (settle.lua)', () => {
     expect(await shared.client.hget(push.key, 'status')).toBe('completed');
     expect(await shared.client.ttl(push.key)).toBeGreaterThan(60);
   });
+
+  it('another backend\'s final state (recordFinished) follows the same rule', async () => {
+    for (const [setting, check] of [
+      [0, async (key: string) => expect(await shared.client.exists(key)).toBe(0)],
+      [60, async (key: string) => expect(await shared.client.ttl(key)).toBeLessThanOrEqual(60)],
+    ] as const) {
+      const queue = queueWith(setting);
+      const { id } = await queue.enqueueOne({ type: 'push', priority: 3, payload: '{}' });
+      const key = queue.keys.task(id);
+      await queue.recordFinished((await queue.get(id))!, 1, 'completed', { result: '{"sent":1}' });
+      await check(key);
+      const failed = await queue.enqueueOne({ type: 'push', priority: 3, payload: '{}' });
+      await queue.recordFinished((await queue.get(failed.id))!, 1, 'failed', { error: 'x' });
+      expect(await shared.client.ttl(queue.keys.task(failed.id))).toBeGreaterThan(60);
+    }
+  });
 });
