@@ -4,7 +4,7 @@
 // Between CONFIG RESETSTAT and the last viewer's last message it reads INFO commandstats, INFO
 // stats (bytes) and INFO cpu, and prints calls and µs per message for every command, and per script
 // (enqueue, claim, settle) from the slow log with its threshold at 0 (which itself adds some CPU).
-//   node --import tsx bench/push-redis-commands.ts [--root=/path/to/checkout] [--n=2000] [--in-flight=32] [--idle=200]
+//   node --import tsx bench/push-redis-commands.ts [--root=/path/to/checkout] [--n=2000] [--in-flight=32] [--idle=200] [--env=NAME=value,...]
 // `--root` measures another checkout's src/ (e.g. the main branch) with the same script.
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -19,7 +19,9 @@ const { startPushStack } = (await import(pathToFileURL(`${root}/test/helpers/sta
 const { serverMessages } = (await import(pathToFileURL(`${root}/test/helpers/ws.ts`).href)) as typeof import('../test/helpers/ws.ts');
 const { waitFor } = (await import(pathToFileURL(`${root}/test/helpers/wait.ts`).href)) as typeof import('../test/helpers/wait.ts');
 
-const stack = await startPushStack(2);
+// --env=NAME=value,NAME=value: settings of the stack's processes (e.g. PUSH_RETENTION_SECONDS=0).
+const env = Object.fromEntries(arg('env', '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+const stack = await startPushStack(2, { env });
 const room = 'video_123';
 const viewers: Awaited<ReturnType<typeof stack.connect>>[] = [];
 for (const [i, comet] of stack.comets.entries()) {
@@ -87,7 +89,7 @@ const rows = Object.entries(after.commands)
   .filter((r) => !['info', 'config'].includes(r.command))
   .sort((a, b) => b.usec - a.usec);
 const fmt = (x: number) => x.toFixed(2);
-console.log(`root ${root}: ${n} room messages, 4 viewers + ${idle} idle members on 2 comets, ${inFlight} POSTs in flight`);
+console.log(`root ${root}${arg('env', '') ? ` (${arg('env', '')})` : ''}: ${n} room messages, 4 viewers + ${idle} idle members on 2 comets, ${inFlight} POSTs in flight`);
 console.log('| command | calls per message | µs per message (commandstats) |');
 console.log('|---|---:|---:|');
 for (const r of rows) console.log(`| ${r.command} | ${fmt(r.calls / n)} | ${fmt(r.usec / n)} |`);

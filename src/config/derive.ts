@@ -14,5 +14,9 @@ export function keysFromEnv(env: Env): QueueKeys {
 }
 
 export function queueOptionsFromEnv(env: Env): QueueOptions {
-  return { retentionSeconds: env.TASK_RETENTION_SECONDS, idempotencyTtlSeconds: env.IDEMPOTENCY_TTL_SECONDS };
+  return {
+    retentionSeconds: env.TASK_RETENTION_SECONDS,
+    pushRetentionSeconds: env.PUSH_RETENTION_SECONDS,
+    idempotencyTtlSeconds: env.IDEMPOTENCY_TTL_SECONDS,
+  };
 }

@@ -100,6 +100,13 @@ export const envSchema = z.object({
   TASK_BACKOFF_MS: int(0, 86_400_000).default(1000),
   TASK_BACKOFF_MAX_MS: int(0, 86_400_000).default(300_000),
   TASK_RETENTION_SECONDS: int(0, 365 * 86400).default(7 * 86400),
+  /**
+   * How long the hash of a delivered (completed) `push` message is kept: its delivery record is
+   * the room history, and at thousands a second a week of hashes is gigabytes. 0 = deleted at
+   * delivery (unlike TASK_RETENTION_SECONDS, where 0 keeps forever). Failed / dead pushes keep
+   * TASK_RETENTION_SECONDS.
+   */
+  PUSH_RETENTION_SECONDS: int(0, 365 * 86400).default(300),
   REAPER_INTERVAL_MS: int(100, 3_600_000).default(5000),
   /** A run longer than this is aborted and counts as a failure (retried or dead-lettered); 0 = no timeout. A task's own timeout_ms wins. */
   TASK_TIMEOUT_MS: int(0, MAX_TIMEOUT_MS).default(0),

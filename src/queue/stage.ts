@@ -47,6 +47,8 @@ export class StageShard {
     readonly spec: StageSpec,
     private readonly taskPrefix: string,
     private readonly retentionSeconds: number,
+    /** Completed `push` tasks of the task stage (settle.lua ARGV[7]); -1 = as retentionSeconds. */
+    private readonly pushRetentionSeconds = -1,
   ) {}
 
   get keys(): StageKeys {
@@ -118,6 +120,7 @@ export class StageShard {
         this.retentionSeconds,
         this.spec.next ? 1 : 0,
         items.length,
+        this.spec.name === 'tasks' ? this.pushRetentionSeconds : -1,
         ...settlementArgs(items),
       ],
     )) as number[];
@@ -227,8 +230,10 @@ export class Stage {
     retentionSeconds: number,
     /** The shard of a task, read from its id. */
     private readonly shardOf: (id: string) => number = () => 0,
+    /** Completed `push` tasks: TaskQueue's pushRetentionSeconds (unset = as retentionSeconds). */
+    pushRetentionSeconds?: number,
   ) {
-    this.shards = shards.map((s) => new StageShard(redis, s.spec, s.taskPrefix, retentionSeconds));
+    this.shards = shards.map((s) => new StageShard(redis, s.spec, s.taskPrefix, retentionSeconds, pushRetentionSeconds));
   }
 
   /** The first shard's spec; every shard has the same but for its keys. */

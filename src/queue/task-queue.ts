@@ -39,6 +39,11 @@ export interface EnqueueResult {
 
 export interface QueueOptions {
   retentionSeconds: number;
+  /**
+   * Delivered (completed) `push` tasks: their hash expires after this instead; 0 = deleted at
+   * delivery. Unset: they follow retentionSeconds like any task.
+   */
+  pushRetentionSeconds?: number;
   idempotencyTtlSeconds: number;
   /** REDIS_WAIT_REPLICAS > 0 (logic): enqueues are confirmed by WAIT on their own connection. */
   replication?: ReplicationWait;
@@ -95,6 +100,7 @@ export class TaskQueue {
       })),
       options.retentionSeconds,
       shardOf,
+      options.pushRetentionSeconds,
     );
     this.results = new Stage(
       redis,
@@ -231,14 +237,20 @@ export class TaskQueue {
     const key = keys.task(id);
     const now = Date.now();
     const hooked = Boolean(hash.hook_url);
+    // A delivered push message under PUSH_RETENTION_SECONDS, as settle.lua does it.
+    const pushTtl = outcome === 'completed' && hash.type === 'push' && !hooked ? this.options.pushRetentionSeconds : undefined;
+    if (pushTtl === 0) {
+      await this.redis.del(key);
+      return;
+    }
     const final: TaskHash = { ...hash, ...fields, status: outcome, attempts: String(attempt), finished_at: String(now) };
     if (hooked) Object.assign(final, { webhook_status: 'queued', webhook_attempts: '0' });
     const multi = this.redis.multi().hset(key, final);
     if (outcome === 'dead') multi.zadd(keys.tasks.dead, now, id);
     if (hooked) {
       multi.zadd(keys.results.queue, now * (6 - Number(hash.priority ?? 3)), id).zadd(keys.results.marker, 0, '0');
-    } else if (this.options.retentionSeconds > 0 && outcome !== 'dead') {
-      multi.expire(key, this.options.retentionSeconds);
+    } else if ((pushTtl ?? this.options.retentionSeconds) > 0 && outcome !== 'dead') {
+      multi.expire(key, pushTtl ?? this.options.retentionSeconds);
     }
     const replies = await multi.exec();
     const failed = replies?.find(([err]) => err);

@@ -46,8 +46,23 @@ function requested(hash: TaskHash): unknown {
   return hash.audio ? { audio: hash.audio } : null;
 }
 
+/**
+ * The room and sender of a room message from /logic/send: its hash no longer repeats them (the
+ * payload holds both; issue 11, item 3: a lean push hash), so the view reads them from there and
+ * still shows room_id / user_id as it did. Any other task shows its own fields.
+ */
+function address(hash: TaskHash, payload: unknown): { user_id?: string; room_id?: string } {
+  if (hash.user_id || hash.room_id || hash.type !== 'push') {
+    return { ...(hash.user_id ? { user_id: hash.user_id } : {}), ...(hash.room_id ? { room_id: hash.room_id } : {}) };
+  }
+  const p = payload as { mode?: unknown; roomId?: unknown; message?: { userId?: unknown; messages?: unknown } } | null;
+  if (!p || p.mode !== 'room' || typeof p.roomId !== 'string' || !Array.isArray(p.message?.messages)) return {};
+  return { ...(typeof p.message.userId === 'string' ? { user_id: p.message.userId } : {}), room_id: p.roomId };
+}
+
 /** GET /tasks/:id */
 export function taskView(hash: TaskHash) {
+  const payload = requested(hash);
   return {
     task_id: hash.id ?? '',
     type: hash.type ?? '',
@@ -55,7 +70,7 @@ export function taskView(hash: TaskHash) {
     priority: int(hash.priority),
     attempts: int(hash.attempts),
     ...(hash.audio ? { audio: hash.audio } : {}),
-    payload: requested(hash),
+    payload,
     result: json(hash.result),
     error: hash.error ?? null,
     hook_url: hash.hook_url ?? null,
@@ -68,8 +83,7 @@ export function taskView(hash: TaskHash) {
     // delay_ms / run_at: when it starts (or started) to wait in line; its place in line is this time's.
     ...(hash.run_at ? { run_at: iso(hash.run_at) } : {}),
     ...(hash.schedule ? { schedule: hash.schedule, schedule_tick: iso(hash.schedule_tick) } : {}),
-    ...(hash.user_id ? { user_id: hash.user_id } : {}),
-    ...(hash.room_id ? { room_id: hash.room_id } : {}),
+    ...address(hash, payload),
     ...(hash.group ? { group: hash.group } : {}),
     webhook: hash.webhook_status
       ? {

@@ -90,7 +90,8 @@ export const pushRoutes: FastifyPluginAsyncZod<PushRoutesOptions> = async (app, 
   app.post('/logic/send', { onRequest: app.apiAuth, serializerCompiler: acceptedSerializerCompiler, schema: { body: sendBody, response: { 202: accepted } } }, async (req, reply) => {
     const b = req.body;
     const payload = pushPayload(roomTarget(b.roomId), chatMessage(b));
-    return reply.code(202).send(await enqueue(payload, b.priority, req.id, { room_id: b.roomId, user_id: b.userId }));
+    // No room_id / user_id fields: the payload holds both (GET /tasks/:id reads them from there).
+    return reply.code(202).send(await enqueue(payload, b.priority, req.id));
   });
 
   app.post('/logic/push', { onRequest: app.apiAuth, serializerCompiler: acceptedSerializerCompiler, schema: { body: pushBody, response: { 202: accepted } } }, async (req, reply) => {

@@ -54,7 +54,15 @@ local out = {}
 local argi = 5
 local keyi = 5
 local added = 0
+-- Counters are read once per call and written back once (not INCR per task): a call's tasks take
+-- consecutive values, as they would one INCR each.
+local lastId, storedId = nil, nil -- the id counter after this call's last id; what it holds now
+local sequences = {} -- sequence key -> { its value after this call's last task, taken beyond its INCR }
+-- Ungrouped, unscheduled tasks join the queue with one ZADD at the end (score, id, ...).
+local lineUp = {}
+local scoreOf = {} -- priority -> its score now, formatted
 for _ = 1, count do
+  local argiOfTask = argi
   local priority = tonumber(ARGV[argi])
   local hasIdem = ARGV[argi + 1] == '1'
   local fingerprint = ARGV[argi + 2]
@@ -96,18 +104,33 @@ for _ = 1, count do
     -- id the old master handed out (one Redis issues far fewer than 1000 ids per ms, so the
     -- counter never runs ahead of the clock for long). Within one master ids stay strictly
     -- increasing, 16 digits until the year 2286, so they still sort in enqueue order.
-    local seq = redis.call('INCR', seqKey)
+    local seq
+    if lastId then
+      seq = lastId + 1
+    else
+      seq = redis.call('INCR', seqKey)
+      storedId = seq
+    end
     local floor = nowMs * 1000
     if seq < floor then
       seq = floor
-      redis.call('SET', seqKey, string.format('%d', floor))
     end
+    lastId = seq
     local id = string.format('%017d', seq)
     id = idPrefix .. id
-    local hash = { 'id', id, 'priority', priority, 'status', 'queued', 'created_at', nowStr }
+    -- The priority as the caller sent it (a string: no number-to-string conversion per task).
+    local hash = { 'id', id, 'priority', ARGV[argiOfTask], 'status', 'queued', 'created_at', nowStr }
     if seqKeyOfTask then
+      local counter = sequences[seqKeyOfTask]
+      if counter then
+        counter[1] = counter[1] + 1
+        counter[2] = counter[2] + 1
+      else
+        counter = { redis.call('INCR', seqKeyOfTask), 0 }
+        sequences[seqKeyOfTask] = counter
+      end
       hash[#hash + 1] = 'seq'
-      hash[#hash + 1] = redis.call('INCR', seqKeyOfTask)
+      hash[#hash + 1] = counter[1]
     end
     -- One pass over the caller's fields: copied to the hash, and read for what decides where the
     -- task waits: a `group` (its group's ZSET, docs/queue.md "Groups") and a later start
@@ -141,7 +164,17 @@ for _ = 1, count do
     if dueMs then
       redis.call('ZADD', KEYS[#KEYS], string.format('%d', dueMs), id)
     else
-      line_up_task(queue, id, string.format('%d', nowMs * (6 - priority)), group)
+      local score = scoreOf[priority]
+      if not score then
+        score = string.format('%d', nowMs * (6 - priority))
+        scoreOf[priority] = score
+      end
+      if group and group ~= '' then
+        line_up_task(queue, id, score, group)
+      else
+        lineUp[#lineUp + 1] = score
+        lineUp[#lineUp + 1] = id
+      end
     end
     if idemKey then
       redis.call('SET', idemKey, id .. ' ' .. fingerprint, 'EX', idemTtl)
@@ -151,6 +184,17 @@ for _ = 1, count do
   end
 end
 
+if lastId and lastId ~= storedId then
+  redis.call('SET', seqKey, string.format('%d', lastId))
+end
+for key, counter in pairs(sequences) do
+  if counter[2] > 0 then
+    redis.call('INCRBY', key, counter[2])
+  end
+end
+for i = 1, #lineUp, 1000 do
+  redis.call('ZADD', queue, unpack(lineUp, i, math.min(i + 999, #lineUp)))
+end
 if added > 0 then
   redis.call('ZADD', marker, 0, '0')
   redis.call('INCRBY', enqueuedKey, added)

@@ -12,6 +12,8 @@
   ARGV[4]  retention seconds for finished task hashes (0 = keep)
   ARGV[5]  1 = forward finished tasks that have a hook_url to the next stage
   ARGV[6]  number of items N
+  ARGV[7]  retention seconds for a completed `push` task's hash, task stage only (-1 = as ARGV[4],
+           0 = deleted at once: a delivered message's record is the room history)
   then per item: id, lease token, outcome, delay ms, only-if-expired (0|1),
                  field count F, F field/value pairs to write on the hash
 
@@ -38,6 +40,7 @@ local taskPrefix, fp, baseField = ARGV[1], ARGV[2], ARGV[3]
 local retention = tonumber(ARGV[4])
 local forward = ARGV[5] == '1'
 local count = tonumber(ARGV[6])
+local pushRetention = tonumber(ARGV[7])
 -- Task stage: completed and failed ids go to the finished index GET /tasks?status= walks
 -- (keys.ts StageKeys.finished: `<queue>:finished`, in the queue's slot), trimmed below.
 local finishedKey = queue .. ':finished'
@@ -51,7 +54,7 @@ local attemptsField, statusField, finishedField, errorField = fp .. 'attempts', 
 local out = {}
 local unleased = {}
 local wake, wakeNext = false, false
-local argi = 7
+local argi = 8
 for item = 1, count do
   local id, token, outcome = ARGV[argi], ARGV[argi + 1], ARGV[argi + 2]
   local delay = tonumber(ARGV[argi + 3])
@@ -77,20 +80,22 @@ for item = 1, count do
       if group and group_slot_freed(queue, taskPrefix, group, now) then
         wake = true
       end
-      local kv = {}
-      for i = fieldsAt, fieldsAt + nfields * 2 - 1 do
-        kv[#kv + 1] = ARGV[i]
-      end
+      -- The caller's fields go on the hash straight from ARGV (no copy into a table per item);
+      -- they are results and errors, never the stage state fields written with them.
+      local fieldsEnd = fieldsAt + nfields * 2 - 1
 
-      if outcome == 'completed' or outcome == 'failed' or outcome == 'dead' then
-        kv[#kv + 1] = statusField; kv[#kv + 1] = outcome
-        kv[#kv + 1] = finishedField; kv[#kv + 1] = nowStr
+      -- A delivered push message (not forwarded to a webhook) under PUSH_RETENTION_SECONDS.
+      local pushKept = pushRetention >= 0 and outcome == 'completed' and fp == '' and v[10] == 'push'
+        and not (forward and v[3]) and pushRetention
+      if pushKept == 0 then
+        redis.call('DEL', key)
+      elseif outcome == 'completed' or outcome == 'failed' or outcome == 'dead' then
         local hooked = forward and v[3]
         if hooked then
-          kv[#kv + 1] = 'webhook_status'; kv[#kv + 1] = 'queued'
-          kv[#kv + 1] = 'webhook_attempts'; kv[#kv + 1] = 0
+          redis.call('HSET', key, statusField, outcome, finishedField, nowStr, 'webhook_status', 'queued', 'webhook_attempts', 0, unpack(ARGV, fieldsAt, fieldsEnd))
+        else
+          redis.call('HSET', key, statusField, outcome, finishedField, nowStr, unpack(ARGV, fieldsAt, fieldsEnd))
         end
-        redis.call('HSET', key, unpack(kv))
         -- The error of an earlier, retried attempt would read as this outcome's.
         if outcome == 'completed' and v[6] then
           redis.call('HDEL', key, errorField)
@@ -109,14 +114,18 @@ for item = 1, count do
         else
           -- A dead-lettered task stays inspectable and retryable for as long as it is dead.
           local taskStatus = fp == '' and outcome or v[4]
-          if retention > 0 and taskStatus ~= 'dead' then
-            redis.call('EXPIRE', key, retention)
+          local ttl = pushKept or retention
+          if ttl > 0 and taskStatus ~= 'dead' then
+            redis.call('EXPIRE', key, ttl)
           end
         end
       else
-        kv[#kv + 1] = statusField; kv[#kv + 1] = 'queued'
+        local kv = { statusField, 'queued' }
         if outcome == 'release' then
           kv[#kv + 1] = attemptsField; kv[#kv + 1] = tonumber(token) - 1
+        end
+        for i = fieldsAt, fieldsEnd do
+          kv[#kv + 1] = ARGV[i]
         end
         if outcome == 'retry' and delay > 0 then
           local dueAt = string.format('%d', now + delay)

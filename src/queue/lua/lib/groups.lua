@@ -27,7 +27,8 @@ local function group_delayed_key(queue) return queue .. ':delayed' end
 
 --- The group of a queue entry (`group:<name>`), or nil for a task id.
 local function group_of_entry(member)
-  if string.sub(member, 1, 6) == GROUP_ENTRY then return string.sub(member, 7) end
+  -- Task ids start with a digit: only a member starting with `g` (103) pays for the substring.
+  if string.byte(member, 1) == 103 and string.sub(member, 1, 6) == GROUP_ENTRY then return string.sub(member, 7) end
   return nil
 end
 
