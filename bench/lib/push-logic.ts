@@ -34,7 +34,15 @@ const ROUTES: Record<string, { path: string; body: unknown }> = {
 
 export const LOGIC_ROUTES = Object.keys(ROUTES);
 
-export interface LogicRouteResult { root: string; route: string; rate: number; cpuUs: number; redisUs: number; loaderCpuPct: number; accepted: number; errors: string }
+export interface LogicRouteResult { root: string; route: string; rate: number; cpuUs: number; redisUs: number; tasksPerScriptCall: number; loaderCpuPct: number; accepted: number; errors: string }
+
+/** Script calls (EVALSHA + EVAL) Redis has run so far: how many tasks share one enqueue call. */
+async function scriptCalls(redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats');
+  let calls = 0;
+  for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(m[1]);
+  return calls;
+}
 
 /** One logic process from `root`, every route in turn. */
 async function measureRoot(o: LogicPhaseOptions, root: string): Promise<LogicRouteResult[]> {
@@ -62,20 +70,23 @@ async function measureRoot(o: LogicPhaseOptions, root: string): Promise<LogicRou
         await loader.nextLine(60_000 + o.warmupS * 1000); // {"measuring":true}
         const cpu0 = procCpuSeconds(logic.pid);
         const redis0 = await redisCpuSeconds(redis);
+        const scripts0 = await scriptCalls(redis);
         const done = JSON.parse(await loader.nextLine(60_000 + o.seconds * 1000)) as {
           requests: number; accepted: number; statuses: Record<string, number>; seconds: number; cpuSeconds: number; firstError: string;
         };
         const cpu = procCpuSeconds(logic.pid) - cpu0;
         const redisCpu = (await redisCpuSeconds(redis)) - redis0;
+        const scripts = (await scriptCalls(redis)) - scripts0;
         const r: LogicRouteResult = {
           root, route: name, rate: done.accepted / done.seconds, cpuUs: (cpu / Math.max(1, done.accepted)) * 1e6, redisUs: (redisCpu / Math.max(1, done.accepted)) * 1e6,
+          tasksPerScriptCall: done.accepted / Math.max(1, scripts),
           loaderCpuPct: (done.cpuSeconds / done.seconds) * 100, accepted: done.accepted,
           errors: done.requests - done.accepted > 0 ? `${done.requests - done.accepted} not accepted (${JSON.stringify(done.statuses)}; first: ${done.firstError})` : '',
         };
         results.push(r);
         log(
           `  ${root === o.root ? '' : `[${root}] `}${name}: ${fmtInt(r.rate)} accepted/s, logic ${fmtInt(r.cpuUs)} µs CPU per request (${((cpu / done.seconds) * 100).toFixed(0)}% of one core; ` +
-            `one-core estimate ${fmtInt(1e6 / r.cpuUs)}/s), Redis ${r.redisUs.toFixed(1)} µs per request, load generator ${r.loaderCpuPct.toFixed(0)}% of one core${r.errors ? `; ${r.errors}` : ''}`,
+            `one-core estimate ${fmtInt(1e6 / r.cpuUs)}/s), Redis ${r.redisUs.toFixed(1)} µs per request (${r.tasksPerScriptCall.toFixed(1)} requests per script call), load generator ${r.loaderCpuPct.toFixed(0)}% of one core${r.errors ? `; ${r.errors}` : ''}`,
         );
       } finally {
         await loader.stop();
@@ -108,7 +119,7 @@ export async function phaseLogic(o: LogicPhaseOptions, report: Report): Promise<
     const tag = o.logicRoots.length > 1 ? ` [${r.root}]` : '';
     report.row({ metric: `logic ${r.route}${tag}: accepted requests/s (↑)`, pushline: fmtInt(r.rate), detail: `${o.connections} connections; load generator ${r.loaderCpuPct.toFixed(0)}% of one core` });
     report.row({ metric: `  logic CPU µs per accepted request (↓)`, pushline: fmtInt(r.cpuUs), detail: `one-core estimate ${fmtInt(1e6 / r.cpuUs)} requests/s` });
-    report.row({ metric: `  Redis CPU µs per request (↓)`, pushline: r.redisUs.toFixed(1), detail: r.errors });
+    report.row({ metric: `  Redis CPU µs per request (↓)`, pushline: r.redisUs.toFixed(1), detail: `${r.tasksPerScriptCall.toFixed(1)} requests per script call${r.errors ? `; ${r.errors}` : ''}` });
   }
   return best;
 }

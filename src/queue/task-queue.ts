@@ -155,18 +155,24 @@ export class TaskQueue {
   private async enqueueOnShard(keys: QueueKeys, tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
     const idemKeys: string[] = []; // idempotency and sequence keys, in the script's order
     const args: (string | number)[] = [keys.taskPrefix, this.options.idempotencyTtlSeconds, tasks.length, keys.idPrefix];
+    // Straight into one flat array (no per-task field tuples): this runs for every task logic
+    // accepts. Per task: priority, idempotent?, fingerprint, sequenced?, field count, then the
+    // fields as name, value pairs (type, payload, hook_url, max_attempts, group, extra, start).
     for (const task of tasks) {
-      const fields: [string, string][] = [['type', task.type]];
-      if (task.payload !== undefined) fields.push(['payload', task.payload]);
-      if (task.hookUrl) fields.push(['hook_url', task.hookUrl]);
-      if (task.maxAttempts) fields.push(['max_attempts', String(task.maxAttempts)]);
-      if (task.group) fields.push(['group', task.group]);
-      for (const [k, v] of Object.entries(task.fields ?? {})) fields.push([k, v]);
-      if (task.start) fields.push('runAtMs' in task.start ? ['run_at', String(Math.floor(task.start.runAtMs))] : ['delay_ms', String(Math.floor(task.start.delayMs))]);
       if (task.idempotency) idemKeys.push(keys.idempotency(task.idempotency.key));
       if (task.sequenceKey) idemKeys.push(keys.sequence(task.sequenceKey));
-      args.push(task.priority, task.idempotency ? 1 : 0, task.idempotency?.fingerprint ?? '', task.sequenceKey ? 1 : 0, fields.length);
-      for (const [k, v] of fields) args.push(k, v);
+      args.push(task.priority, task.idempotency ? 1 : 0, task.idempotency?.fingerprint ?? '', task.sequenceKey ? 1 : 0, 0);
+      const countAt = args.length - 1;
+      const start = args.length;
+      args.push('type', task.type);
+      if (task.payload !== undefined) args.push('payload', task.payload);
+      if (task.hookUrl) args.push('hook_url', task.hookUrl);
+      if (task.maxAttempts) args.push('max_attempts', String(task.maxAttempts));
+      if (task.group) args.push('group', task.group);
+      const extra = task.fields;
+      if (extra) for (const k in extra) if (Object.hasOwn(extra, k)) args.push(k, extra[k]!);
+      if (task.start) args.push(...('runAtMs' in task.start ? ['run_at', String(Math.floor(task.start.runAtMs))] : ['delay_ms', String(Math.floor(task.start.delayMs))]));
+      args[countAt] = (args.length - start) / 2;
     }
     const write = (redis: Redis) => runScript(redis, 'enqueue', [keys.tasks.queue, keys.tasks.marker, keys.taskSeq, keys.enqueuedCount, ...idemKeys, keys.scheduled], args);
     // REDIS_WAIT_REPLICAS: written on the WAIT connection and confirmed by replicas, or NotReplicatedError.
