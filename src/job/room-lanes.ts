@@ -56,14 +56,9 @@ export class RoomLanes {
     private readonly onCall?: (messages: number) => void,
   ) {}
 
-  /** Resolves with the outcome of the call that carried the message (never rejects). */
-  send(cometId: string, message: LaneMessage): Promise<CallOutcome> {
-    return new Promise((resolve) => this.enqueue(cometId, { message, resolve }));
-  }
-
   /**
    * A room's messages of one batch, in order: resolves with each one's call outcome once every
-   * call that carried them answered (one promise for the list, not one per message).
+   * call that carried them answered (one promise for the list, not one per message; never rejects).
    */
   sendAll(cometId: string, messages: readonly LaneMessage[]): Promise<CallOutcome[]> {
     return new Promise((resolve) => {

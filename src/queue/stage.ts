@@ -47,7 +47,7 @@ export class StageShard {
     readonly spec: StageSpec,
     private readonly taskPrefix: string,
     private readonly retentionSeconds: number,
-    /** Completed `push` tasks of the task stage (settle.lua ARGV[7]); -1 = as retentionSeconds. */
+    /** Completed `push` tasks (settle.lua ARGV[7], which applies it to the task stage only); -1 = as retentionSeconds. */
     private readonly pushRetentionSeconds = -1,
   ) {}
 
@@ -120,7 +120,7 @@ export class StageShard {
         this.retentionSeconds,
         this.spec.next ? 1 : 0,
         items.length,
-        this.spec.name === 'tasks' ? this.pushRetentionSeconds : -1,
+        this.pushRetentionSeconds,
         ...settlementArgs(items),
       ],
     )) as number[];

@@ -62,8 +62,9 @@ local sequences = {} -- sequence key -> { its value after this call's last task,
 local lineUp = {}
 local scoreOf = {} -- priority -> its score now, formatted
 for _ = 1, count do
-  local argiOfTask = argi
-  local priority = tonumber(ARGV[argi])
+  -- The priority as the caller sent it goes on the hash (a string: no number-to-string per task).
+  local priorityText = ARGV[argi]
+  local priority = tonumber(priorityText)
   local hasIdem = ARGV[argi + 1] == '1'
   local fingerprint = ARGV[argi + 2]
   local hasSeq = ARGV[argi + 3] == '1'
@@ -118,8 +119,7 @@ for _ = 1, count do
     lastId = seq
     local id = string.format('%017d', seq)
     id = idPrefix .. id
-    -- The priority as the caller sent it (a string: no number-to-string conversion per task).
-    local hash = { 'id', id, 'priority', ARGV[argiOfTask], 'status', 'queued', 'created_at', nowStr }
+    local hash = { 'id', id, 'priority', priorityText, 'status', 'queued', 'created_at', nowStr }
     if seqKeyOfTask then
       local counter = sequences[seqKeyOfTask]
       if counter then

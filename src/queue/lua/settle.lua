@@ -84,10 +84,13 @@ for item = 1, count do
       -- they are results and errors, never the stage state fields written with them.
       local fieldsEnd = fieldsAt + nfields * 2 - 1
 
-      -- A delivered push message (not forwarded to a webhook) under PUSH_RETENTION_SECONDS.
-      local pushKept = pushRetention >= 0 and outcome == 'completed' and fp == '' and v[10] == 'push'
-        and not (forward and v[3]) and pushRetention
-      if pushKept == 0 then
+      -- A delivered push message (not forwarded to a webhook) keeps its hash PUSH_RETENTION_SECONDS
+      -- (0: not at all); nil = the task rule (retention).
+      local pushTtl = nil
+      if pushRetention >= 0 and outcome == 'completed' and fp == '' and v[10] == 'push' and not (forward and v[3]) then
+        pushTtl = pushRetention
+      end
+      if pushTtl == 0 then
         redis.call('DEL', key)
       elseif outcome == 'completed' or outcome == 'failed' or outcome == 'dead' then
         local hooked = forward and v[3]
@@ -114,7 +117,7 @@ for item = 1, count do
         else
           -- A dead-lettered task stays inspectable and retryable for as long as it is dead.
           local taskStatus = fp == '' and outcome or v[4]
-          local ttl = pushKept or retention
+          local ttl = pushTtl or retention
           if ttl > 0 and taskStatus ~= 'dead' then
             redis.call('EXPIRE', key, ttl)
           end
