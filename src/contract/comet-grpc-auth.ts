@@ -4,6 +4,7 @@
 // its -H headers on reflection calls too, and the descriptor is nobody else's business.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { AcceptedCredentials } from '../util/accepted-credentials.ts';
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
@@ -26,17 +27,19 @@ export function requireBearerToken(token: string, onRefused?: (method: string, w
   const expected = digest(token);
   // Header values that passed the constant-time check (a job sends the same one on every call):
   // the next call with one of them skips the regex and both digests, as logic's API auth does.
-  const accepted = new Set<string>();
+  const accepted = new AcceptedCredentials();
   return (method, call) =>
     new grpc.ServerInterceptingCall(call, {
       start(next) {
         next({
           onReceiveMetadata(metadata, passOn) {
             const given = metadata.get('authorization')[0];
-            if (typeof given === 'string' && accepted.has(given)) return passOn(metadata);
+            if (accepted.has(given)) return passOn(metadata);
             const why = authProblem(metadata, expected);
-            if (why === null && typeof given === 'string' && accepted.size < 8) accepted.add(given);
-            if (why === null) return passOn(metadata);
+            if (why === null) {
+              accepted.remember(given);
+              return passOn(metadata);
+            }
             onRefused?.(method.path, why);
             call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: why, metadata: new grpc.Metadata() });
           },

@@ -3,6 +3,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import basicAuth from '@fastify/basic-auth';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import { AcceptedCredentials } from '../util/accepted-credentials.ts';
 import { ApiError } from './errors.ts';
 
 declare module 'fastify' {
@@ -22,32 +23,22 @@ export function credentialsMatch(given: { username: string; password: string }, 
   return userOk && passOk;
 }
 
-/** How many distinct Authorization header values that already passed the check are remembered. */
-const REMEMBERED = 8;
-
 export async function registerBasicAuth(app: FastifyInstance, expected: { username: string; password: string }): Promise<void> {
   // Authorization header values that passed the constant-time check skip parsing, base64 and
-  // the two digests on later requests (a client sends the same header on every request). Only
-  // accepted values are remembered, so a wrong guess always takes the constant-time path; the
-  // lookup is a hash-table probe (the whole string is hashed), not a prefix-revealing compare.
-  const accepted = new Set<string>();
+  // the two digests on later requests.
+  const accepted = new AcceptedCredentials();
   await app.register(basicAuth, {
     authenticate: { realm: 'pushline' },
     validate: async (username, password, request) => {
       if (!credentialsMatch({ username, password }, expected)) {
         throw new ApiError('unauthorized', 'invalid API credentials');
       }
-      const header = request.headers.authorization;
-      if (typeof header === 'string') {
-        if (accepted.size >= REMEMBERED) accepted.clear();
-        accepted.add(header);
-      }
+      accepted.remember(request.headers.authorization);
     },
   });
   const check = app.basicAuth;
   app.decorate('apiAuth', function apiAuth(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
-    const header = request.headers.authorization;
-    if (header !== undefined && accepted.has(header)) return done();
+    if (accepted.has(request.headers.authorization)) return done();
     return check.call(this, request, reply, done);
   });
 }

@@ -4,7 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { Counter, Histogram } from 'prom-client';
-import { probeRedis, queueDepth, redisLatency } from '../metrics/common.ts';
+import { labelledChildren, probeRedis, queueDepth, redisLatency } from '../metrics/common.ts';
 import type { Registry } from '../metrics/registry.ts';
 import { observeScripts } from '../queue/scripts.ts';
 import type { TaskQueue } from '../queue/task-queue.ts';
@@ -31,17 +31,10 @@ export function registerLogicMetrics(app: FastifyInstance, registry: Registry, q
 
   // The labelled series of each (method, route, status), looked up once: prom-client hashes the
   // label object on every inc/observe otherwise, which shows at thousands of requests/s.
-  const series = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>();
+  const seriesOf = labelledChildren((method, route, status) => ({ count: requests.labels({ method, route, status }), time: duration.labels({ method, route }) }));
   app.addHook('onResponse', (request, reply, done) => {
     // The route template, never the raw URL: ids in paths would make a series per task.
-    const route = request.routeOptions.url ?? 'unmatched';
-    const status = String(reply.statusCode);
-    const key = `${request.method} ${status} ${route}`;
-    let s = series.get(key);
-    if (!s) {
-      s = { count: requests.labels({ method: request.method, route, status }), time: duration.labels({ method: request.method, route }) };
-      series.set(key, s);
-    }
+    const s = seriesOf(request.method, request.routeOptions.url ?? 'unmatched', String(reply.statusCode));
     s.count.inc();
     s.time.observe(reply.elapsedTime / 1000);
     done();
