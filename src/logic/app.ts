@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { maxHeaderSize } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../util/log.ts';
@@ -112,6 +112,38 @@ function clientErrorHandler(requestTimeoutMs: number) {
   };
 }
 
+/**
+ * fastify's two lines per request (arrived, completed) at debug instead of info: they were about a
+ * third of logic's CPU per request (docs/observability.md). At info, refusals and failures get one line each
+ * (logAnswer); an accepted request's trail starts at the job's lines, which carry its reqId.
+ */
+class RequestLinesAtDebug extends LogController {
+  /** LOG_LEVEL is fixed for the process's life: the check is made once. */
+  constructor(private readonly debug: boolean) {
+    super();
+  }
+
+  override incomingRequest(request: FastifyRequest): void {
+    if (this.debug) request.log.debug({ req: request }, 'incoming request');
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) reply.log.error({ res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else if (this.debug) reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
+}
+
+/**
+ * One line per request logic does not accept: refusals (4xx) at info, failures (5xx) at warn, with
+ * the request id, the path (never the query string) and the catalogue code, so an operator finds
+ * why a caller's request failed without logging every accepted one.
+ */
+function logAnswer(request: FastifyRequest, e: ApiError): void {
+  const line = { method: request.method, url: request.url.split('?')[0], status: e.status, code: e.code };
+  if (e.status >= 500) request.log.warn(line, e.message);
+  else request.log.info(line, e.message);
+}
+
 export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   const nextRequestId = requestIds();
   const requestTimeoutMs = deps.requestTimeoutMs ?? FALLBACK_REQUEST_TIMEOUT_MS;
@@ -126,9 +158,11 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
     clientErrorHandler: clientErrorHandler(requestTimeoutMs),
     // Errors fastify's router raises before any route: bodies from the catalogue too.
     frameworkErrors: (err: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
-      if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return reply.code(414).send(new ApiError('uri_too_long', 'a path segment of the URL is too long').body());
-      return reply.code(400).send(new ApiError('bad_request', `the URL cannot be decoded: ${err.message}`).body());
+      const e = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new ApiError('uri_too_long', 'a path segment of the URL is too long') : new ApiError('bad_request', `the URL cannot be decoded: ${err.message}`);
+      logAnswer(_request, e);
+      return reply.code(e.status).send(e.body());
     },
+    logController: new RequestLinesAtDebug(deps.log.isLevelEnabled('debug')),
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : nextRequestId();
@@ -156,7 +190,10 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
-    const send = (e: ApiError) => reply.code(e.status).send(e.body());
+    const send = (e: ApiError) => {
+      logAnswer(request, e);
+      return reply.code(e.status).send(e.body());
+    };
     if (err instanceof ApiError) return send(err);
     if (err instanceof BackendUnsupportedError) return send(new ApiError('not_supported', err.message));
     if (hasZodFastifySchemaValidationErrors(err)) {
@@ -179,6 +216,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
 
   app.setNotFoundHandler((request, reply) => {
     const e = new ApiError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`);
+    logAnswer(request, e);
     reply.code(e.status).send(e.body());
   });
 
