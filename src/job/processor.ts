@@ -23,6 +23,12 @@ export interface TaskContext {
 export interface Processor {
   readonly type: string;
   process(ctx: TaskContext): Promise<unknown>;
+  /**
+   * The processor logs its own outcome at info (push: the seed's lines for one message, one
+   * summary line per room for a batch), so the job's `task <id> completed` line for this type is
+   * written at debug. Failures, retries and dead letters are logged at warn either way.
+   */
+  readonly logsOwnOutcome?: boolean;
 }
 
 /**

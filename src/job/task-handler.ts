@@ -48,6 +48,7 @@ export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPoli
   const { notifier, metrics } = hooks;
   const timeouts = hooks.timeouts ?? NO_TIMEOUTS;
   const infoOn = log.isLevelEnabled('info');
+  const debugOn = log.isLevelEnabled('debug');
   const warnOn = log.isLevelEnabled('warn');
   return async (task, control) => {
     const type = task.hash.type ?? '';
@@ -59,10 +60,13 @@ export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPoli
       (taskLog ??= log.child({ task: task.id, type, ...(task.hash.request_id ? { reqId: task.hash.request_id } : {}) }));
     const verdict = await run();
     metrics?.processed(type, verdict.outcome, (performance.now() - started) / 1000);
-    if (verdict.outcome === 'completed' ? infoOn : warnOn) {
+    const quietCompletion = registry.get(type)?.logsOwnOutcome === true;
+    if (verdict.outcome === 'completed' ? (quietCompletion ? debugOn : infoOn) : warnOn) {
       const line = { priority: Number(task.hash.priority), attempt: task.attempt, ms: Math.round(performance.now() - started), outcome: verdict.outcome };
-      if (verdict.outcome === 'completed') logFor().info(line, `task ${task.id} completed`);
-      else logFor().warn({ ...line, error: verdict.fields?.error, delayMs: verdict.delayMs }, `task ${task.id} ${verdict.outcome}`);
+      if (verdict.outcome === 'completed') {
+        if (quietCompletion) logFor().debug(line, `task ${task.id} completed`);
+        else logFor().info(line, `task ${task.id} completed`);
+      } else logFor().warn({ ...line, error: verdict.fields?.error, delayMs: verdict.delayMs }, `task ${task.id} ${verdict.outcome}`);
     }
     return verdict;
 

@@ -80,6 +80,8 @@ it('300 messages to one room are delivered in batches: every viewer on both come
   expect(calls).toBeLessThan(300);
   // A batch logs one summary line per room; the per-message seed lines are at debug.
   expect(started.lines.some((l) => /Room big_room: \d+ messages \(seq \d+\.\.\d+\) to 4 connections on 2 comet nodes in 2 gRPC calls: sent=\d+, failed=0/.test(l))).toBe(true);
+  // …and nothing per message at info: neither the seed lines nor the job's `task <id> completed`.
+  expect(started.lines.filter((l) => /^task \S+ completed$|^Room big_room has |Message distributed/.test(l))).toEqual([]);
   // History holds every message, in order.
   const history = await stack.client.xrange(routingKeys(stack.env.REDIS_KEY_PREFIX).roomHistory('big_room'), '-', '+');
   expect(history.map(([, f]) => Number(f[f.indexOf('seq') + 1]))).toEqual(range(300));

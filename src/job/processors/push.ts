@@ -103,6 +103,8 @@ export function createPushProcessor(options: PushOptions): Processor & { deliver
   const never = new AbortController().signal;
   const processor = {
     type: 'push',
+    // Its lines say what happened to each message (or batch): `task … completed` goes to debug.
+    logsOwnOutcome: true,
     /** A push outside any task (a status notification): same routing, same per-node retries. */
     async deliver(payload: PushPayload, messageId: string) {
       const log = options.log;
