@@ -67,6 +67,7 @@ const contenders: Contender[] = [
         {
           root: ROOT, dir, redisPort, keyPrefix: 'bench2:', room: ROOM, viewersPerComet: VIEWERS_PER_GATEWAY, idleMembers: IDLE_MEMBERS,
           connectInFlight: CONNECT_IN_FLIGHT, jobConsumers: setting('job-consumers', ''), jobConcurrency: setting('job-concurrency', ''),
+          logLevel: setting('log-level', 'warn'),
         },
         receipts,
       ),

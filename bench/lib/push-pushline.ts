@@ -22,6 +22,8 @@ export interface PushlineStackOptions {
   /** JOB_CONSUMERS / JOB_CONCURRENCY; empty = pushline's defaults. */
   jobConsumers: string;
   jobConcurrency: string;
+  /** LOG_LEVEL of every pushline process (warn: the bench measures the pipeline, not its logs). */
+  logLevel: string;
 }
 
 /** The content of every serverMessages element of a frame (one frame may carry a JSON array of them). */
@@ -37,7 +39,7 @@ function contents(data: Buffer): string[] {
 
 export async function startPushlineStack(o: PushlineStackOptions, receipts: Receipts): Promise<Stack> {
   const base = {
-    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(o.redisPort), REDIS_KEY_PREFIX: o.keyPrefix, PUSHLINE_DEV: 'true', LOG_LEVEL: 'warn',
+    REDIS_HOST: '127.0.0.1', REDIS_PORT: String(o.redisPort), REDIS_KEY_PREFIX: o.keyPrefix, PUSHLINE_DEV: 'true', LOG_LEVEL: o.logLevel,
     AUTH_SECRET: SECRET, COMET_HOST: '127.0.0.1',
   };
   const bin = join(o.root, 'bin/pushline.js');
