@@ -60,6 +60,9 @@ const FALLBACK_REQUEST_TIMEOUT_MS = 30_000;
 const FALLBACK_JSON_MAX_DEPTH = 64;
 const FALLBACK_BATCH_MAX = 1000;
 
+/** The most characters of a refused request's path and message that its log line keeps. */
+const LOGGED_TEXT_MAX = 500;
+
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
@@ -127,7 +130,7 @@ class RequestLinesAtDebug extends LogController {
     if (this.debug) request.log.debug({ req: request }, 'incoming request');
   }
 
-  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+  override requestCompleted(error: Error | null | undefined, _request: FastifyRequest, reply: FastifyReply): void {
     if (error) reply.log.error({ res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
     else if (this.debug) reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
   }
@@ -139,9 +142,12 @@ class RequestLinesAtDebug extends LogController {
  * why a caller's request failed without logging every accepted one.
  */
 function logAnswer(request: FastifyRequest, e: ApiError): void {
-  const line = { method: request.method, url: request.url.split('?')[0], status: e.status, code: e.code };
-  if (e.status >= 500) request.log.warn(line, e.message);
-  else request.log.info(line, e.message);
+  const line = { method: request.method, url: request.url.split('?')[0]!.slice(0, LOGGED_TEXT_MAX), status: e.status, code: e.code };
+  // The caller got the whole message; the log keeps its start (a body of 10,000 unknown keys would
+  // otherwise make one line per request as long as the body).
+  const message = e.message.length > LOGGED_TEXT_MAX ? `${e.message.slice(0, LOGGED_TEXT_MAX)}…` : e.message;
+  if (e.status >= 500) request.log.warn(line, message);
+  else request.log.info(line, message);
 }
 
 export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
@@ -157,9 +163,9 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
     http: { headersTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(5_000, Math.max(50, Math.floor(requestTimeoutMs / 4))) },
     clientErrorHandler: clientErrorHandler(requestTimeoutMs),
     // Errors fastify's router raises before any route: bodies from the catalogue too.
-    frameworkErrors: (err: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
+    frameworkErrors: (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       const e = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new ApiError('uri_too_long', 'a path segment of the URL is too long') : new ApiError('bad_request', `the URL cannot be decoded: ${err.message}`);
-      logAnswer(_request, e);
+      logAnswer(request, e);
       return reply.code(e.status).send(e.body());
     },
     logController: new RequestLinesAtDebug(deps.log.isLevelEnabled('debug')),

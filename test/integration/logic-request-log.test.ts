@@ -55,6 +55,14 @@ describe('logic request logs', () => {
     expect(String(refused[0]!.msg)).toContain('priority');
     // The accepted request was answered before the refused one was sent; its lines would be there.
     expect(linesOf(proc, 'accepted-req-1')).toEqual([]);
+    // A body of many unknown keys: the caller gets every name, the log line only the start.
+    const keys = Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`unknown_field_${i}`, 1]));
+    const flood = await post(url, { roomId: 'video_123', userId: 'u1', messages: [{ content: 'hi' }], ...keys }, 'refused-req-2');
+    expect(flood.status).toBe(400);
+    expect(((await flood.json()) as { message: string }).message).toContain('unknown_field_1999');
+    const [line] = await waitFor(() => linesOf(proc, 'refused-req-2').length > 0 && linesOf(proc, 'refused-req-2'), 'the flood logged');
+    expect(line).toMatchObject({ status: 400, code: 'validation_failed' });
+    expect(String(line!.msg).length).toBeLessThanOrEqual(501);
   });
 
   it('at debug: every request as it arrives and as it completes', async () => {
