@@ -52,6 +52,11 @@ export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPoli
   const warnOn = log.isLevelEnabled('warn');
   return async (task, control) => {
     const type = task.hash.type ?? '';
+    const processor = registry.get(type);
+    // A processor that logs its own outcome (push: seed lines or a batch summary) has the
+    // `completed` line below at debug.
+    const completedLevel = processor?.logsOwnOutcome ? 'debug' : 'info';
+    const completedOn = processor?.logsOwnOutcome ? debugOn : infoOn;
     const started = infoOn || warnOn || metrics ? performance.now() : 0;
     if (metrics && task.attempt === 1) metrics.waited(type, task.hash.priority ?? '', (Number(task.hash.started_at) - Number(task.hash.created_at)) / 1000);
     // One child logger per task is measurable at 100k tasks/s: build it only when needed.
@@ -60,18 +65,14 @@ export function createTaskHandler(registry: ProcessorRegistry, policy: RetryPoli
       (taskLog ??= log.child({ task: task.id, type, ...(task.hash.request_id ? { reqId: task.hash.request_id } : {}) }));
     const verdict = await run();
     metrics?.processed(type, verdict.outcome, (performance.now() - started) / 1000);
-    const quietCompletion = registry.get(type)?.logsOwnOutcome === true;
-    if (verdict.outcome === 'completed' ? (quietCompletion ? debugOn : infoOn) : warnOn) {
+    if (verdict.outcome === 'completed' ? completedOn : warnOn) {
       const line = { priority: Number(task.hash.priority), attempt: task.attempt, ms: Math.round(performance.now() - started), outcome: verdict.outcome };
-      if (verdict.outcome === 'completed') {
-        if (quietCompletion) logFor().debug(line, `task ${task.id} completed`);
-        else logFor().info(line, `task ${task.id} completed`);
-      } else logFor().warn({ ...line, error: verdict.fields?.error, delayMs: verdict.delayMs }, `task ${task.id} ${verdict.outcome}`);
+      if (verdict.outcome === 'completed') logFor()[completedLevel](line, `task ${task.id} completed`);
+      else logFor().warn({ ...line, error: verdict.fields?.error, delayMs: verdict.delayMs }, `task ${task.id} ${verdict.outcome}`);
     }
     return verdict;
 
     async function run(): Promise<Verdict> {
-      const processor = registry.get(type);
       const notify = notifier?.wants(task.hash) ? notifier : undefined;
       notify?.notify(task.id, task.hash, { status: 'processing', attempt: task.attempt });
       if (!processor) return { outcome: 'failed', fields: { error: `no processor for task type "${type}" in this job` } };
