@@ -118,7 +118,7 @@ function clientErrorHandler(requestTimeoutMs: number) {
 /**
  * fastify's two lines per request (arrived, completed) at debug instead of info: they were about a
  * third of logic's CPU per request (docs/observability.md). At info, refusals and failures get one line each
- * (logAnswer); an accepted request's trail starts at the job's lines, which carry its reqId.
+ * (sendApiError); an accepted request's trail starts at the job's lines, which carry its reqId.
  */
 class RequestLinesAtDebug extends LogController {
   /** LOG_LEVEL is fixed for the process's life: the check is made once. */
@@ -137,17 +137,19 @@ class RequestLinesAtDebug extends LogController {
 }
 
 /**
- * One line per request logic does not accept: refusals (4xx) at info, failures (5xx) at warn, with
- * the request id, the path (never the query string) and the catalogue code, so an operator finds
- * why a caller's request failed without logging every accepted one.
+ * Every error answer logic writes: the catalogue body with its status, and one log line per
+ * request logic does not accept — refusals (4xx) at info, failures (5xx) at warn — with the request
+ * id, the path (never the query string) and the code, so an operator finds why a caller's request
+ * failed without logging every accepted one.
  */
-function logAnswer(request: FastifyRequest, e: ApiError): void {
+function sendApiError(request: FastifyRequest, reply: FastifyReply, e: ApiError): FastifyReply {
   const line = { method: request.method, url: request.url.split('?')[0]!.slice(0, LOGGED_TEXT_MAX), status: e.status, code: e.code };
-  // The caller got the whole message; the log keeps its start (a body of 10,000 unknown keys would
+  // The caller gets the whole message; the log keeps its start (a body of 10,000 unknown keys would
   // otherwise make one line per request as long as the body).
   const message = e.message.length > LOGGED_TEXT_MAX ? `${e.message.slice(0, LOGGED_TEXT_MAX)}…` : e.message;
   if (e.status >= 500) request.log.warn(line, message);
   else request.log.info(line, message);
+  return reply.code(e.status).send(e.body());
 }
 
 export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
@@ -165,8 +167,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
     // Errors fastify's router raises before any route: bodies from the catalogue too.
     frameworkErrors: (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       const e = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new ApiError('uri_too_long', 'a path segment of the URL is too long') : new ApiError('bad_request', `the URL cannot be decoded: ${err.message}`);
-      logAnswer(request, e);
-      return reply.code(e.status).send(e.body());
+      return sendApiError(request, reply, e);
     },
     logController: new RequestLinesAtDebug(deps.log.isLevelEnabled('debug')),
     genReqId: (req) => {
@@ -196,10 +197,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
-    const send = (e: ApiError) => {
-      logAnswer(request, e);
-      return reply.code(e.status).send(e.body());
-    };
+    const send = (e: ApiError) => sendApiError(request, reply, e);
     if (err instanceof ApiError) return send(err);
     if (err instanceof BackendUnsupportedError) return send(new ApiError('not_supported', err.message));
     if (hasZodFastifySchemaValidationErrors(err)) {
@@ -222,8 +220,7 @@ export async function buildLogicApp(deps: LogicDeps): Promise<FastifyInstance> {
 
   app.setNotFoundHandler((request, reply) => {
     const e = new ApiError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`);
-    logAnswer(request, e);
-    reply.code(e.status).send(e.body());
+    sendApiError(request, reply, e);
   });
 
   await registerApiDocs(app);
