@@ -245,6 +245,7 @@ export class TaskQueue {
     const hooked = Boolean(hash.hook_url);
     // A delivered push message under PUSH_RETENTION_SECONDS, as settle.lua does it.
     const pushTtl = outcome === 'completed' && hash.type === 'push' && !hooked ? this.options.pushRetentionSeconds : undefined;
+    const ttl = pushTtl ?? this.options.retentionSeconds;
     if (pushTtl === 0) {
       await this.redis.del(key);
       return;
@@ -255,8 +256,8 @@ export class TaskQueue {
     if (outcome === 'dead') multi.zadd(keys.tasks.dead, now, id);
     if (hooked) {
       multi.zadd(keys.results.queue, now * (6 - Number(hash.priority ?? 3)), id).zadd(keys.results.marker, 0, '0');
-    } else if ((pushTtl ?? this.options.retentionSeconds) > 0 && outcome !== 'dead') {
-      multi.expire(key, pushTtl ?? this.options.retentionSeconds);
+    } else if (ttl > 0 && outcome !== 'dead') {
+      multi.expire(key, ttl);
     }
     const replies = await multi.exec();
     const failed = replies?.find(([err]) => err);
