@@ -15,7 +15,9 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Env } from '../config/schema.ts';
 import { apiCredentials, readEnvironment, webhookSecret } from '../config/load.ts';
-import { ensureRedisServer, freePort, isPortFree, startRedisServer, type RunningRedis } from '../local/redis-server.ts';
+import { ensureRedisServer, isPortFree, startRedisServer, type RunningRedis } from '../local/redis-server.ts';
+import { awaitListening, type ListeningPorts } from '../local/listening-report.ts';
+import { describeTarget, redisTarget } from '../redis/connect.ts';
 import { removeStackFile, stackFilePath, writeStackFile } from '../local/stack-file.ts';
 import { useColour } from '../util/log.ts';
 import type { Logger } from '../util/log.ts';
@@ -30,10 +32,11 @@ export interface CometPorts {
 export interface StackOptions {
   env: Env;
   log: Logger;
-  logicPort: number;
   dataDir: string;
   /** Preferred port of our own redis-server; a free one when taken; 0 = any free port. */
   redisPort: number;
+  /** Preferred port of logic's HTTP API; a free one when taken; 0 = any free port. */
+  logicPort: number;
   /** Preferred ports of each comet; each taken one is replaced by a free one; 0 = any free port. */
   comets: CometPorts[];
   /** Preferred port of the job's /metrics; 0 = any free port. */
@@ -49,6 +52,8 @@ interface Child {
   name: string;
   process: ChildProcess;
   exited: Promise<number | null>;
+  /** The ports it reports once it listens; null when it exits first. */
+  listening: Promise<ListeningPorts | null>;
 }
 function prefixLines(name: string, stream: NodeJS.ReadableStream | null, out: NodeJS.WriteStream): void {
   if (!stream) return;
@@ -70,12 +75,18 @@ function spawnChild(name: string, args: string[], env: NodeJS.ProcessEnv): Child
   prefixLines(name, child.stdout, process.stdout);
   prefixLines(name, child.stderr, process.stderr);
   const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
-  return { name, process: child, exited };
+  return { name, process: child, exited, listening: awaitListening(child) };
 }
 
-/** The preferred port when it is free, else (or for 0) one the system picks. */
-async function pick(port: number): Promise<number> {
-  return port !== 0 && (await isPortFree(port)) ? port : freePort();
+/**
+ * The preferred port when it is free, else 0: the child then binds any free port itself and
+ * reports it (src/local/listening-report.ts), so nobody can take it between a guess and the bind.
+ */
+async function portOrAny(port: number, what: string, log: Logger): Promise<number> {
+  if (port === 0) return 0;
+  if (await isPortFree(port)) return port;
+  log.warn(`port ${port} is taken: ${what} gets a free one (the banner says which)`);
+  return 0;
 }
 
 /** Each child's longest orderly stop before it is killed: the job waits for its running tasks first. */
@@ -101,14 +112,15 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     redisPort = redis.port;
     log.info(`started redis-server on 127.0.0.1:${redis.port} (AOF on, data in ${dir})`);
   } else {
-    log.info(`using the configured Redis (${raw.REDIS_URL ? 'REDIS_URL' : `${redisHost}:${redisPort}`})`);
+    log.info(`using the configured Redis (${raw.REDIS_URL ? 'REDIS_URL' : describeTarget(redisTarget(env))})`);
   }
 
   // Colours are decided here, where stdout may be a terminal; the children's stdout is our pipe.
   const colour = useColour(env);
-  const comets: { name: string; ws: number; grpc: number }[] = [];
-  for (const [i, c] of options.comets.entries()) comets.push({ name: `comet${i + 1}`, ws: await pick(c.ws), grpc: await pick(c.grpc) });
-  const jobMetricsPort = await pick(options.jobMetricsPort);
+  const cometPorts: CometPorts[] = [];
+  for (const [i, c] of options.comets.entries()) {
+    cometPorts.push({ ws: await portOrAny(c.ws, `comet${i + 1}'s WebSocket`, log), grpc: await portOrAny(c.grpc, `comet${i + 1}'s gRPC`, log) });
+  }
 
   const devEnv: NodeJS.ProcessEnv = {
     ...process.env,
@@ -120,76 +132,31 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     // ... and local file servers the usual audio sources (README: the seed request).
     AUDIO_ALLOW_PRIVATE: raw.AUDIO_ALLOW_PRIVATE ?? 'true',
     ...(externalRedis ? {} : { REDIS_HOST: redisHost, REDIS_PORT: String(redisPort) }),
-    LOGIC_PORT: String(options.logicPort),
+    LOGIC_PORT: String(await portOrAny(options.logicPort, 'logic', log)),
     // Dev credentials must not be reachable from the network: everything on loopback.
     LOGIC_HOST: raw.LOGIC_HOST ?? '127.0.0.1',
     JOB_METRICS_HOST: raw.JOB_METRICS_HOST ?? '127.0.0.1',
-    JOB_METRICS_PORT: String(jobMetricsPort),
+    JOB_METRICS_PORT: String(await portOrAny(options.jobMetricsPort, "the job's /metrics", log)),
     // One fresh token per run, shared by the comets and job: never the published dev token.
     COMET_GRPC_TOKEN: raw.COMET_GRPC_TOKEN || randomBytes(24).toString('base64url'),
   };
 
-  const cometChildren = comets.map((c) =>
-    spawnChild(c.name, ['comet'], {
+  // Each comet names itself after the ports it bound (COMET_ID localhost:<grpc>, public URL
+  // ws://localhost:<ws>), known only once it has bound them. Empty values count as unset and the
+  // environment wins over .env: a COMET_ID of the user's would give both comets one identity.
+  const cometChildren = cometPorts.map((c, i) =>
+    spawnChild(`comet${i + 1}`, ['comet'], {
       ...devEnv,
       COMET_HOST: raw.COMET_HOST ?? '127.0.0.1',
       COMET_WS_PORT: String(c.ws),
       COMET_GRPC_PORT: String(c.grpc),
-      COMET_ID: `localhost:${c.grpc}`,
-      COMET_PUBLIC_URL: `ws://localhost:${c.ws}`,
+      COMET_ID: '',
+      COMET_PUBLIC_URL: '',
     }),
   );
   const logic = spawnChild('logic', ['logic'], devEnv);
   const job = spawnChild('job', ['job'], devEnv);
   const children = [...cometChildren, logic, job];
-  // Where the CLI and scripts find this stack while it runs (the Redis port may not be 6379; a
-  // cluster, `--cluster`, is on free ports nobody could guess).
-  const clusterNodes = env.REDIS_CLUSTER_NODES;
-  const clusterEnv = clusterNodes ? { REDIS_CLUSTER_NODES: clusterNodes, ...(env.REDIS_QUEUE_SHARDS > 1 ? { REDIS_QUEUE_SHARDS: env.REDIS_QUEUE_SHARDS } : {}) } : null;
-  writeStackFile(options.dataDir, {
-    ...(clusterEnv ?? (externalRedis ? {} : { REDIS_HOST: redisHost, REDIS_PORT: redisPort })),
-    LOGIC_PORT: options.logicPort,
-    JOB_METRICS_PORT: jobMetricsPort,
-    ...Object.fromEntries(comets.flatMap((c, i) => [[`COMET${i + 1}_WS_PORT`, c.ws], [`COMET${i + 1}_GRPC_PORT`, c.grpc]])),
-  });
-
-  const devEnvParsed = { ...env, PUSHLINE_DEV: true };
-  const credentials = apiCredentials(devEnvParsed);
-  const secret = webhookSecret(devEnvParsed);
-  const base = `http://localhost:${options.logicPort}`;
-  const user = `${credentials.username}:${credentials.password}`;
-  // The exact commands, with this stack's address: its Redis may not be on 6379, a cluster is
-  // reached through any of its nodes with redis-cli -c (it follows MOVED to the slot's master).
-  const redisEnv = clusterEnv
-    ? `${Object.entries(clusterEnv).map(([k, v]) => `${k}=${v}`).join(' ')} `
-    : raw.REDIS_URL ? '' : `REDIS_HOST=${redisHost} REDIS_PORT=${redisPort} `;
-  const [firstNode] = clusterNodes?.split(',') ?? [];
-  const redisLine = clusterNodes
-    ? `redis-cli -c -h ${firstNode!.slice(0, firstNode!.lastIndexOf(':'))} -p ${firstNode!.slice(firstNode!.lastIndexOf(':') + 1)}   (Redis Cluster ${clusterNodes}; tagged key names, docs/scaling.md)`
-    : `${raw.REDIS_URL ? '(REDIS_URL)' : `redis-cli -h ${redisHost} -p ${redisPort}`}${redis ? '   (AOF on)' : ''}`;
-  const banner = [
-    '',
-    'pushline local stack',
-    `  API        ${base}   (user ${credentials.username}, password ${credentials.password})`,
-    `  health     ${base}/health`,
-    `  demo       ${base}/   (pick a name and a room; open it in two tabs)`,
-    `  dashboard  ${base}/dashboard   (user ${credentials.username}, password ${credentials.password})`,
-    `  API docs   ${base}/docs`,
-    `  metrics    ${base}/metrics   job http://localhost:${jobMetricsPort}/metrics   each comet: its ws port /metrics`,
-    `  webhooks   signed with WEBHOOK_SECRET ${env.WEBHOOK_SECRET ? '(yours, from the environment)' : `"${secret}"`}: header X-Pushline-Signature: sha256=<HMAC-SHA256 of the body>`,
-    `  redis      ${redisLine}`,
-    ...comets.map((c) => `  ${c.name.padEnd(10)} ws://localhost:${c.ws}   gRPC localhost:${c.grpc}`),
-    `  gRPC auth  -H 'authorization: Bearer ${devEnv.COMET_GRPC_TOKEN}'   (comets refuse calls without it; README: grpcurl)`,
-    `  token      curl -u ${user} -H 'Content-Type: application/json' -d '{"userId":"user_123","roomId":"video_123"}' ${base}/logic/token`,
-    `  send       curl -u ${user} -H 'Content-Type: application/json' \\`,
-    `               -d '{"roomId":"video_123","userId":123,"userName":"host","messages":[{"content":"hello"}]}' ${base}/logic/send`,
-    `  queue      npx pushline queue status   or   ${redisEnv}./scripts/check_redis_queue.sh`,
-    `  test data  ${redisEnv}./scripts/setup_redis_test_data.sh   (then ${redisEnv}./scripts/check_redis_routing.sh)`,
-    `  try        curl -u ${user} -H 'Content-Type: application/json' \\`,
-    `               -d '{"type":"echo","payload":{"hello":"world"},"priority":5}' ${base}/generate`,
-    `  stop       Ctrl-C   (${stackFilePath(options.dataDir)} lists these ports while the stack runs)`,
-    '',
-  ];
 
   let stopping = false;
   // One orderly stop: logic (no new work), job (finishes or hands back its tasks, and may still
@@ -235,9 +202,31 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
       }
     });
   }
+
+  // The ports each child bound; a child that exits first has already started the stop above.
+  const [reported, ...cometReports] = await Promise.all([Promise.all([logic.listening, job.listening]), ...cometChildren.map((c) => c.listening)]);
+  const [logicPorts, jobPorts] = reported;
+  if (stopping || !logicPorts || !jobPorts || cometReports.some((r) => !r)) return;
+  const ports: StackPorts = {
+    logic: logicPorts.http!,
+    jobMetrics: jobPorts.metrics!,
+    comets: cometReports.map((r, i) => ({ name: `comet${i + 1}`, ws: r!.ws!, grpc: r!.grpc! })),
+  };
+
+  // Where the CLI and scripts find this stack while it runs (the Redis port may not be 6379; a
+  // cluster, `--cluster`, is on free ports nobody could guess).
+  const clusterNodes = env.REDIS_CLUSTER_NODES;
+  const clusterEnv = clusterNodes ? { REDIS_CLUSTER_NODES: clusterNodes, ...(env.REDIS_QUEUE_SHARDS > 1 ? { REDIS_QUEUE_SHARDS: env.REDIS_QUEUE_SHARDS } : {}) } : null;
+  writeStackFile(options.dataDir, {
+    ...(clusterEnv ?? (externalRedis ? {} : { REDIS_HOST: redisHost, REDIS_PORT: redisPort })),
+    LOGIC_PORT: ports.logic,
+    JOB_METRICS_PORT: ports.jobMetrics,
+    ...Object.fromEntries(ports.comets.flatMap((c, i) => [[`COMET${i + 1}_WS_PORT`, c.ws], [`COMET${i + 1}_GRPC_PORT`, c.grpc]])),
+  });
+
   // The banner comes once logic and every comet answer, so the URLs it prints work when read.
   const deadline = Date.now() + 30_000;
-  const healthUrls = [`${base}/health`, ...comets.map((c) => `http://127.0.0.1:${c.ws}/health`)];
+  const healthUrls = [`http://127.0.0.1:${ports.logic}/health`, ...ports.comets.map((c) => `http://127.0.0.1:${c.ws}/health`)];
   const answers = async (url: string) => {
     try {
       return (await fetch(url)).status === 200;
@@ -249,5 +238,67 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     if ((await Promise.all(healthUrls.map(answers))).every(Boolean)) break;
     await new Promise((r) => setTimeout(r, 200));
   }
-  if (!stopping) process.stdout.write(banner.join('\n') + '\n');
+  if (stopping) return;
+  const redisAt = clusterNodes ? { cluster: clusterNodes, env: clusterEnv! } : raw.REDIS_URL ? { url: true as const } : { host: redisHost, port: redisPort, ownAof: redis !== null };
+  process.stdout.write(bannerLines({ env, ports, redisAt, grpcToken: devEnv.COMET_GRPC_TOKEN!, dataDir: options.dataDir }).join('\n') + '\n');
+}
+
+interface StackPorts {
+  logic: number;
+  jobMetrics: number;
+  comets: { name: string; ws: number; grpc: number }[];
+}
+
+type RedisAt =
+  | { cluster: string; env: Record<string, string | number> }
+  | { url: true }
+  | { host: string; port: number; ownAof: boolean };
+
+/** What the stack prints once it answers: where everything is, and the exact commands to try. */
+function bannerLines(o: { env: Env; ports: StackPorts; redisAt: RedisAt; grpcToken: string; dataDir: string }): string[] {
+  const { env, ports, redisAt } = o;
+  const devEnvParsed = { ...env, PUSHLINE_DEV: true };
+  const credentials = apiCredentials(devEnvParsed);
+  const secret = webhookSecret(devEnvParsed);
+  const base = `http://localhost:${ports.logic}`;
+  const user = `${credentials.username}:${credentials.password}`;
+  // The exact commands, with this stack's address: its Redis may not be on 6379, a cluster is
+  // reached through any of its nodes with redis-cli -c (it follows MOVED to the slot's master).
+  let redisEnv: string;
+  let redisLine: string;
+  if ('cluster' in redisAt) {
+    redisEnv = `${Object.entries(redisAt.env).map(([k, v]) => `${k}=${v}`).join(' ')} `;
+    const first = redisAt.cluster.split(',')[0]!;
+    const colon = first.lastIndexOf(':');
+    redisLine = `redis-cli -c -h ${first.slice(0, colon)} -p ${first.slice(colon + 1)}   (Redis Cluster ${redisAt.cluster}; tagged key names, docs/scaling.md)`;
+  } else if ('url' in redisAt) {
+    redisEnv = '';
+    redisLine = '(REDIS_URL)';
+  } else {
+    redisEnv = `REDIS_HOST=${redisAt.host} REDIS_PORT=${redisAt.port} `;
+    redisLine = `redis-cli -h ${redisAt.host} -p ${redisAt.port}${redisAt.ownAof ? '   (AOF on)' : ''}`;
+  }
+  return [
+    '',
+    'pushline local stack',
+    `  API        ${base}   (user ${credentials.username}, password ${credentials.password})`,
+    `  health     ${base}/health`,
+    `  demo       ${base}/   (pick a name and a room; open it in two tabs)`,
+    `  dashboard  ${base}/dashboard   (user ${credentials.username}, password ${credentials.password})`,
+    `  API docs   ${base}/docs`,
+    `  metrics    ${base}/metrics   job http://localhost:${ports.jobMetrics}/metrics   each comet: its ws port /metrics`,
+    `  webhooks   signed with WEBHOOK_SECRET ${env.WEBHOOK_SECRET ? '(yours, from the environment)' : `"${secret}"`}: header X-Pushline-Signature: sha256=<HMAC-SHA256 of the body>`,
+    `  redis      ${redisLine}`,
+    ...ports.comets.map((c) => `  ${c.name.padEnd(10)} ws://localhost:${c.ws}   gRPC localhost:${c.grpc}`),
+    `  gRPC auth  -H 'authorization: Bearer ${o.grpcToken}'   (comets refuse calls without it; README: grpcurl)`,
+    `  token      curl -u ${user} -H 'Content-Type: application/json' -d '{"userId":"user_123","roomId":"video_123"}' ${base}/logic/token`,
+    `  send       curl -u ${user} -H 'Content-Type: application/json' \\`,
+    `               -d '{"roomId":"video_123","userId":123,"userName":"host","messages":[{"content":"hello"}]}' ${base}/logic/send`,
+    `  queue      npx pushline queue status   or   ${redisEnv}./scripts/check_redis_queue.sh`,
+    `  test data  ${redisEnv}./scripts/setup_redis_test_data.sh   (then ${redisEnv}./scripts/check_redis_routing.sh)`,
+    `  try        curl -u ${user} -H 'Content-Type: application/json' \\`,
+    `               -d '{"type":"echo","payload":{"hello":"world"},"priority":5}' ${base}/generate`,
+    `  stop       Ctrl-C   (${stackFilePath(o.dataDir)} lists these ports while the stack runs)`,
+    '',
+  ];
 }

@@ -62,7 +62,7 @@ program
     'run the whole local stack on loopback: redis-server (when none is configured), two comets, logic and job, in dev mode;\n' +
       'a taken port is replaced by a free one, and the banner and <data-dir>/env say which ones were used',
   )
-  .option('--port <port>', 'logic HTTP port', intOption('--port', 1, 65535), 8090)
+  .option('--port <port>', 'logic HTTP port (0 = any free port)', intOption('--port', 0, 65535), 8090)
   .option('--redis-port <port>', "port of the stack's own redis-server (0 = any free port)", intOption('--redis-port', 0, 65535), 6379)
   .option('--comet-ports <ws:grpc,...>', 'WebSocket:gRPC ports of each comet (0 = any free port) (default: "8082:50051,8083:50052")', cometPortsOption)
   .option('--job-metrics-port <port>', "job's /metrics port (env JOB_METRICS_PORT, default 9464; 0 = any free port)", intOption('--job-metrics-port', 0, 65535))
@@ -88,12 +88,14 @@ program
 /**
  * Runs one long-lived process: config (with flag overrides) → logger → start → stop in order
  * on SIGTERM/SIGINT within `hardLimitMs`. A config error at start exits 2, any other failure to
- * start (Redis unreachable) exits 1 with one line.
+ * start (Redis unreachable) exits 1 with one line. Once started, the ports it listens on
+ * (`ports`) go to `pushline start` when that runs it (src/local/listening-report.ts).
  */
-async function serve(
+async function serve<H extends { stop(): Promise<void> }>(
   name: string,
   overrides: Record<string, string | number | undefined>,
-  start: (e: Env, log: ReturnType<typeof logger>) => Promise<{ stop(): Promise<void> }>,
+  start: (e: Env, log: ReturnType<typeof logger>) => Promise<H>,
+  ports: (handle: H) => Record<string, number>,
   hardLimitMs: (e: Env) => number = () => 15_000,
 ): Promise<void> {
   const e = env(overrides);
@@ -105,7 +107,7 @@ async function serve(
   // Listening from the first moment: a SIGTERM during start-up (an orchestrator changing its
   // mind) waits for the start to finish, then stops as cleanly as any other time.
   runtime.stopOnSignals(async () => (await started).stop(), log, hardLimitMs(e));
-  await started.catch((err: unknown) => {
+  await started.then((handle) => runtime.reportListening(ports(handle)), (err: unknown) => {
     if (err instanceof Error && err.name === 'ConfigError') runtime.exitOnConfigError(err);
     // Most often Redis is not there yet: one line that says so, not a stack trace, and a
     // non-zero exit a supervisor (systemd, compose, pushline start) restarts on.
@@ -122,7 +124,7 @@ program
   .option('--host <host>', 'listen address (env LOGIC_HOST, default 0.0.0.0)')
   .action(async (opts: { port?: number; host?: string }) => {
     const { startLogic } = await import('../logic/main.ts');
-    await serve('logic', { LOGIC_PORT: opts.port, LOGIC_HOST: opts.host }, (e, log) => startLogic(e, log));
+    await serve('logic', { LOGIC_PORT: opts.port, LOGIC_HOST: opts.host }, (e, log) => startLogic(e, log), (logic) => ({ http: logic.port }));
   });
 
 program
@@ -131,7 +133,7 @@ program
   .option('--consumers <n>', 'number of consumers (env JOB_CONSUMERS, default 4)', intOption('--consumers', 1, 256))
   .action(async (opts: { consumers?: number }) => {
     const { startJob } = await import('../job/main.ts');
-    await serve('job', { JOB_CONSUMERS: opts.consumers }, (e, log) => startJob(e, log), (e) => e.JOB_SHUTDOWN_TIMEOUT_MS + 10_000);
+    await serve('job', { JOB_CONSUMERS: opts.consumers }, (e, log) => startJob(e, log), (job) => ({ metrics: job.metricsPort }), (e) => e.JOB_SHUTDOWN_TIMEOUT_MS + 10_000);
   });
 
 program
@@ -141,7 +143,7 @@ program
   .option('--grpc-port <port>', 'gRPC port (env COMET_GRPC_PORT, default 50051)', intOption('--grpc-port', 0, 65535))
   .action(async (opts: { wsPort?: number; grpcPort?: number }) => {
     const { startComet } = await import('../comet/main.ts');
-    await serve('comet', { COMET_WS_PORT: opts.wsPort, COMET_GRPC_PORT: opts.grpcPort }, (e, log) => startComet(e, log));
+    await serve('comet', { COMET_WS_PORT: opts.wsPort, COMET_GRPC_PORT: opts.grpcPort }, (e, log) => startComet(e, log), (comet) => ({ ws: comet.wsPort, grpc: comet.grpcPort }));
   });
 
 program

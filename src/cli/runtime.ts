@@ -7,3 +7,4 @@ export { TaskQueue } from '../queue/task-queue.ts';
 export { createLogger, useColour } from '../util/log.ts';
 export { withLocalStack } from '../local/stack-file.ts';
 export { stopOnSignals } from './lifecycle.ts';
+export { reportListening } from '../local/listening-report.ts';

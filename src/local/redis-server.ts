@@ -1,7 +1,7 @@
 // Finds, installs (Debian, as root) and starts a private redis-server. Used by `pushline start`
 // for the local stack and by the tests, which each run their own Redis on a free port.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -47,7 +47,39 @@ export async function isPortFree(port: number, host = '127.0.0.1'): Promise<bool
   });
 }
 
+/** The lowest port the kernel hands out for bind(0) and outgoing connections (Linux), or null. */
+function ephemeralLow(): number | null {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) ? low : null;
+  } catch {
+    return null; // not Linux
+  }
+}
+
+const QUIET_RANGE_START = 10_000;
+
+/**
+ * A port that is free now, for a process that binds it a moment later (a redis-server, a cluster
+ * node, a test's child). Picked at random below the kernel's ephemeral range when there is room:
+ * no bind(0) and no outgoing connection is ever given a port from there, so in the gap before the
+ * bind only a process choosing the very same number could take it. A port from bind(0) itself
+ * goes back into the pool everyone draws from the moment it is closed (CI once lost a comet to
+ * EADDRINUSE that way). Where processes can bind port 0 themselves, they should
+ * (src/local/listening-report.ts).
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const low = ephemeralLow();
+  if (low !== null && low > QUIET_RANGE_START + 1000) {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const port = QUIET_RANGE_START + Math.floor(Math.random() * (low - QUIET_RANGE_START));
+      if (await isPortFree(port, host)) return port;
+    }
+  }
+  return systemPickedPort(host);
+}
+
+function systemPickedPort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -1,4 +1,5 @@
 // Composition root of `pushline logic`: config → logger → Redis → queue → app → listen.
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Env } from '../config/schema.ts';
 import { apiCredentials, authSecret } from '../config/load.ts';
@@ -17,6 +18,8 @@ export const LOGIC_TASK_TYPES = ['echo', 'push', 'audio'] as const;
 export interface LogicHandle {
   app: FastifyInstance;
   url: string;
+  /** The bound port (LOGIC_PORT=0 asks for any free one). */
+  port: number;
   stop(): Promise<void>;
 }
 
@@ -65,6 +68,7 @@ export async function startLogic(env: Env, log: Logger, listen: { host?: string;
   return {
     app,
     url,
+    port: (app.server.address() as AddressInfo).port,
     async stop() {
       await app.close();
       await backend?.close();

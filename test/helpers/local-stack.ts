@@ -1,11 +1,11 @@
 // `pushline start` as a user runs it from a terminal: its own process group (so a test can send
 // SIGINT to the whole group, as Ctrl-C does), its own working folder (where it writes .pushline/),
-// every port free-picked unless the test says otherwise; the banner parsed into addresses.
+// every port free-picked by the process that binds it unless the test says otherwise; the ports
+// read from .pushline/env as the CLI and scripts read them.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../src/local/redis-server.ts';
 import { BIN } from './processes.ts';
 import { waitFor } from './wait.ts';
 
@@ -23,11 +23,12 @@ export interface LocalStack {
   toolEnv: Record<string, string>;
 }
 
-export async function startLocalStack(options: { args?: string[]; env?: Record<string, string> } = {}): Promise<LocalStack> {
+export async function startLocalStack(options: { args?: string[]; env?: Record<string, string>; dotenv?: string } = {}): Promise<LocalStack> {
   const cwd = mkdtempSync(join(tmpdir(), 'pushline-stack-'));
+  if (options.dotenv !== undefined) writeFileSync(join(cwd, '.env'), options.dotenv);
   const toolEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' };
-  const port = await freePort();
-  const args = ['start', '--port', String(port), '--redis-port', '0', '--comet-ports', '0:0,0:0', '--job-metrics-port', '0', ...(options.args ?? [])];
+  // Port 0 everywhere: each process binds a free port itself and the stack reports it.
+  const args = ['start', '--port', '0', '--redis-port', '0', '--comet-ports', '0:0,0:0', '--job-metrics-port', '0', ...(options.args ?? [])];
   const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...toolEnv, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -47,12 +48,29 @@ export async function startLocalStack(options: { args?: string[]; env?: Record<s
     cwd,
     output: () => out,
     exited,
-    logicUrl: `http://127.0.0.1:${port}`,
+    logicUrl: `http://127.0.0.1:${file.LOGIC_PORT}`,
     redisPort: Number(file.REDIS_PORT),
     comets: [1, 2].map((i) => ({ ws: Number(file[`COMET${i}_WS_PORT`]), grpc: Number(file[`COMET${i}_GRPC_PORT`]) })),
     jobMetricsPort: Number(file.JOB_METRICS_PORT),
     toolEnv,
   };
+}
+
+/** The processes `pid` started (from /proc; children only, not grandchildren). */
+export function childPids(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+    readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+  );
+}
+
+/** The environment a running process was started with (from /proc). */
+export function processEnvironment(pid: number): Record<string, string> {
+  return Object.fromEntries(
+    readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .filter((kv) => kv.includes('='))
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
 }
 
 /** The local address a TCP port listens on (from /proc/net/tcp): '127.0.0.1', '0.0.0.0', or null. */

@@ -2,7 +2,8 @@
 // group), a supervisor that is killed, a Redis port that a stranger already holds, and what the
 // banner and logs say.
 import { execFile } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -10,10 +11,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEV_AUTH_SECRET } from '../../src/config/schema.ts';
 import { pingRedis, startRedisServer } from '../../src/local/redis-server.ts';
 import { BIN } from '../helpers/processes.ts';
-import { listenAddress, startLocalStack, type LocalStack } from '../helpers/local-stack.ts';
+import { childPids, listenAddress, processEnvironment, startLocalStack, type LocalStack } from '../helpers/local-stack.ts';
 import { startTestRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { connectClient } from '../helpers/ws.ts';
+import { connectClient, serverMessages } from '../helpers/ws.ts';
 import { Redis } from 'ioredis';
 import * as grpc from '@grpc/grpc-js';
 import { loadCometDefinition } from '../../src/comet/proto.ts';
@@ -60,6 +61,77 @@ async function allGone(s: LocalStack): Promise<void> {
   await waitFor(() => ports.every((p) => listenAddress(p) === null), `every port of the stack closed (${ports.join(', ')})`, 30_000, 100);
   expect(await pingRedis(s.redisPort)).toBe(false);
 }
+
+describe('pushline start: ports nobody can take in between', () => {
+  it('asked for any free port, each process binds one itself; .pushline/env, the banner and the comets\' routing name the ports they bound', async () => {
+    // A COMET_ID in the user's .env (as .env.example suggests for one comet) must not give both
+    // comets of the stack one identity.
+    const s = await stack({ dotenv: 'COMET_ID=localhost:50051\nCOMET_PUBLIC_URL=ws://localhost:8082\n' });
+    // The stack handed every child 0, never a number it guessed: a guessed free port can be taken
+    // by any process on the machine before the child binds it (CI once lost a comet to
+    // EADDRINUSE that way). Each child is found by the sub-command it runs.
+    const children = childPids(s.child.pid!).map((pid) => ({ env: processEnvironment(pid), cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0') }));
+    const role = (name: string) => children.filter((c) => c.cmd.includes(name)).map((c) => c.env);
+    expect(role('logic').map((e) => e.LOGIC_PORT)).toEqual(['0']);
+    expect(role('job').map((e) => e.JOB_METRICS_PORT)).toEqual(['0']);
+    expect(role('comet').map((e) => [e.COMET_WS_PORT, e.COMET_GRPC_PORT])).toEqual([['0', '0'], ['0', '0']]);
+    // What the stack wrote and printed is what the processes bound.
+    const out = s.output();
+    const logicPort = Number(new URL(s.logicUrl).port);
+    expect(out).toContain(`API        http://localhost:${logicPort}`);
+    expect((await fetch(`${s.logicUrl}/health`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${s.jobMetricsPort}/metrics`)).status).toBe(200);
+    for (const [i, c] of s.comets.entries()) {
+      expect(out).toContain(`comet${i + 1}     ws://localhost:${c.ws}   gRPC localhost:${c.grpc}`);
+      expect((await fetch(`http://127.0.0.1:${c.ws}/health`)).status).toBe(200);
+    }
+    // Each comet is known by its own bound ports: job dials localhost:<grpc>, clients ws://localhost:<ws>.
+    const redis = new Redis({ port: s.redisPort, lazyConnect: true });
+    await redis.connect();
+    try {
+      expect((await redis.zrange('comet:nodes', '0', '-1')).sort()).toEqual(s.comets.map((c) => `localhost:${c.grpc}`).sort());
+      for (const c of s.comets) expect(await redis.hget(`comet:info:localhost:${c.grpc}`, 'ws_url')).toBe(`ws://localhost:${c.ws}`);
+    } finally {
+      redis.disconnect();
+    }
+    // And a message sent through logic reaches a client of each comet.
+    const clients = await Promise.all(s.comets.map((c, i) => connectClient(c.ws, DEV_AUTH_SECRET, `ports_user${i}`, 'ports_room')));
+    const res = await fetch(`${s.logicUrl}/logic/send`, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ roomId: 'ports_room', userId: 1, userName: 'host', messages: [{ content: 'through both comets' }] }),
+    });
+    expect(res.status).toBe(202);
+    for (const c of clients) {
+      await waitFor(() => serverMessages(c).length > 0, 'the message on each comet');
+      c.ws.close();
+    }
+  });
+});
+
+describe('pushline start: a stranger on the logic and comet ports', () => {
+  it('gives logic and the comet free ports, says so, and the banner and .pushline/env name them', async () => {
+    const strangers = await Promise.all([0, 1].map(() => new Promise<Server>((resolve) => {
+      const server = createServer();
+      server.listen(0, '127.0.0.1', () => resolve(server));
+    })));
+    const [logicTaken, wsTaken] = strangers.map((server) => (server.address() as AddressInfo).port);
+    try {
+      const s = await stack({ args: ['--port', String(logicTaken), '--comet-ports', `${wsTaken}:0,0:0`] });
+      const out = s.output();
+      expect(out).toContain(`port ${logicTaken} is taken: logic gets a free one`);
+      expect(out).toContain(`port ${wsTaken} is taken: comet1's WebSocket gets a free one`);
+      const logicPort = Number(new URL(s.logicUrl).port);
+      expect(logicPort).not.toBe(logicTaken);
+      expect(out).toContain(`API        http://localhost:${logicPort}`);
+      expect((await fetch(`${s.logicUrl}/health`)).status).toBe(200);
+      expect(s.comets[0]!.ws).not.toBe(wsTaken);
+      expect((await fetch(`http://127.0.0.1:${s.comets[0]!.ws}/health`)).status).toBe(200);
+    } finally {
+      await Promise.all(strangers.map((server) => new Promise((r) => server.close(r))));
+    }
+  });
+});
 
 describe('pushline start: Ctrl-C', () => {
   it('SIGINT to the whole process group stops every process once, in order: the task is handed back, clients get 1001', async () => {
@@ -152,6 +224,9 @@ describe('pushline start --cluster', () => {
     const seeds = /REDIS_CLUSTER_NODES=(\S+)/.exec(out)?.[1];
     expect(seeds).toMatch(/^127\.0\.0\.1:\d+(,127\.0\.0\.1:\d+){2}$/);
     const firstPort = seeds!.split(',')[0]!.split(':')[1];
+    // The start log names the cluster it uses, not the single-Redis default it does not.
+    expect(out).toContain(`using the configured Redis (cluster ${seeds})`);
+    expect(out).not.toContain('127.0.0.1:6379');
     const banner = out.slice(out.indexOf('pushline local stack'));
     expect(banner).toContain(`redis-cli -c -h 127.0.0.1 -p ${firstPort}`);
     expect(banner).toContain(`REDIS_CLUSTER_NODES=${seeds} REDIS_QUEUE_SHARDS=3 ./scripts/check_redis_queue.sh`);
