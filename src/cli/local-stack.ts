@@ -54,6 +54,8 @@ interface Child {
   exited: Promise<number | null>;
   /** The ports it reports once it listens; null when it exits first. */
   listening: Promise<ListeningPorts | null>;
+  /** Set once `listening` has settled. */
+  reported: boolean;
 }
 function prefixLines(name: string, stream: NodeJS.ReadableStream | null, out: NodeJS.WriteStream): void {
   if (!stream) return;
@@ -75,7 +77,9 @@ function spawnChild(name: string, args: string[], env: NodeJS.ProcessEnv): Child
   prefixLines(name, child.stdout, process.stdout);
   prefixLines(name, child.stderr, process.stderr);
   const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
-  return { name, process: child, exited, listening: awaitListening(child) };
+  const spawned: Child = { name, process: child, exited, listening: awaitListening(child), reported: false };
+  void spawned.listening.then(() => (spawned.reported = true));
+  return spawned;
 }
 
 /**
@@ -204,7 +208,13 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
   }
 
   // The ports each child bound; a child that exits first has already started the stop above.
+  // One that neither listens nor exits (its Redis still loading a large AOF) is named, not hidden.
+  const slow = setTimeout(() => {
+    const waiting = children.filter((c) => !c.reported).map((c) => c.name);
+    if (waiting.length > 0 && !stopping) log.warn(`still waiting for ${waiting.join(', ')} to listen (their log lines above say why)`);
+  }, 30_000);
   const [reported, ...cometReports] = await Promise.all([Promise.all([logic.listening, job.listening]), ...cometChildren.map((c) => c.listening)]);
+  clearTimeout(slow);
   const [logicPorts, jobPorts] = reported;
   if (stopping || !logicPorts || !jobPorts || cometReports.some((r) => !r)) return;
   const ports: StackPorts = {

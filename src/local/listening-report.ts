@@ -24,7 +24,9 @@ function isListeningReport(message: unknown): message is ListeningReport {
 
 /** In a child: report the bound ports to the supervisor; a no-op when nobody supervises. */
 export function reportListening(ports: ListeningPorts): void {
-  if (process.send && process.connected) process.send({ type: 'pushline:listening', ports } satisfies ListeningReport);
+  // The callback takes a send error (the supervisor just went away) that would otherwise be an
+  // 'error' event on process; lifecycle.ts stops this process when the channel closes.
+  if (process.send && process.connected) process.send({ type: 'pushline:listening', ports } satisfies ListeningReport, undefined, {}, () => {});
 }
 
 /** In the supervisor: the ports `child` reports, or null when it exits (or is gone) before it does. */
