@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { ensureRedisServer, freePort, pingRedis, spawnGuarded } from './redis-server.ts';
+import { ensureRedisServer, pingRedis, spawnGuarded, startOnAPort } from './redis-server.ts';
 
 export interface ClusterNode {
   readonly host: string;
@@ -49,7 +49,7 @@ export async function startRedisCluster(options: RedisClusterOptions): Promise<R
     await Promise.all(nodes.map((n) => n.kill()));
   };
   try {
-    for (let i = 0; i < masters; i++) nodes.push(await launchNodeOnAPort(binary, host, options.ports?.[i], options));
+    for (let i = 0; i < masters; i++) nodes.push(await startOnAPort(options.ports?.[i], (port) => launchNode(binary, host, port, options), host));
     const admin = nodes.map((n) => new Redis({ host, port: n.port, protocol: 2, lazyConnect: true, maxRetriesPerRequest: 3 }));
     try {
       await Promise.all(admin.map((c) => c.connect()));
@@ -79,23 +79,6 @@ export async function startRedisCluster(options: RedisClusterOptions): Promise<R
     throw err;
   }
   return { nodes, seeds: nodes.map((n) => `${host}:${n.port}`).join(','), stop };
-}
-
-/**
- * A node on `port`, or on a free port when none is given: another one is tried when it cannot
- * start there (taken in the meantime, or its cluster bus port, port + 10000, is).
- */
-async function launchNodeOnAPort(binary: string, host: string, port: number | undefined, options: RedisClusterOptions): Promise<ClusterNode> {
-  if (port !== undefined) return launchNode(binary, host, port, options);
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      return await launchNode(binary, host, await freePort(host), options);
-    } catch (err) {
-      lastError = err;
-    }
-  }
-  throw lastError;
 }
 
 async function launchNode(binary: string, host: string, port: number, options: RedisClusterOptions): Promise<ClusterNode> {

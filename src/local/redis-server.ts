@@ -163,14 +163,22 @@ export interface RunningRedis {
 export async function startRedisServer(options: RedisServerOptions): Promise<RunningRedis> {
   const binary = options.binary ?? ensureRedisServer();
   mkdirSync(options.dir, { recursive: true });
+  return startOnAPort(options.port, (port) => launch(binary, port, options));
+}
+
+/**
+ * `start` on `port`, or, when none is given, on free ports until it starts on one (up to 5): a
+ * free port can still be taken before the server binds it, and a cluster node also needs port +
+ * 10000 for its bus. A given port that fails will not start working: its error is thrown at once.
+ */
+export async function startOnAPort<T>(port: number | undefined, start: (port: number) => Promise<T>, host = '127.0.0.1'): Promise<T> {
+  if (port !== undefined) return start(port);
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = options.port ?? (await freePort());
     try {
-      return await launch(binary, port, options);
+      return await start(await freePort(host));
     } catch (err) {
       lastError = err;
-      if (options.port !== undefined) break; // a fixed port that failed will not start working
     }
   }
   throw lastError;
