@@ -83,8 +83,9 @@ function spawnChild(name: string, args: string[], env: NodeJS.ProcessEnv): Child
 }
 
 /**
- * The preferred port when it is free, else 0: the child then binds any free port itself and
- * reports it (src/local/listening-report.ts), so nobody can take it between a guess and the bind.
+ * The preferred port when it is free, else 0 = any free port, chosen where it is bound: a child
+ * binds one itself and reports it (src/local/listening-report.ts), so nobody can take it between
+ * a guess and the bind; our redis-server tries free ports until one starts (startOnAPort).
  */
 async function portOrAny(port: number, what: string, log: Logger): Promise<number> {
   if (port === 0) return 0;
@@ -108,8 +109,7 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
 
   if (!externalRedis) {
     const binary = ensureRedisServer((line) => log.info(line));
-    const port = options.redisPort !== 0 && (await isPortFree(options.redisPort)) ? options.redisPort : undefined;
-    if (port === undefined && options.redisPort !== 0) log.warn(`port ${options.redisPort} is taken: our redis-server gets a free one (see the banner and ${stackFilePath(options.dataDir)})`);
+    const port = await portOrAny(options.redisPort, 'our redis-server', log);
     const dir = resolve(options.dataDir, 'redis');
     redis = await startRedisServer({ dir, binary, appendonly: true, guarded: true, ...(port ? { port } : {}) });
     redisHost = '127.0.0.1';
@@ -213,9 +213,8 @@ export async function runLocalStack(options: StackOptions): Promise<void> {
     const waiting = children.filter((c) => !c.reported).map((c) => c.name);
     if (waiting.length > 0 && !stopping) log.warn(`still waiting for ${waiting.join(', ')} to listen (their log lines above say why)`);
   }, 30_000);
-  const [reported, ...cometReports] = await Promise.all([Promise.all([logic.listening, job.listening]), ...cometChildren.map((c) => c.listening)]);
+  const [logicPorts, jobPorts, ...cometReports] = await Promise.all([logic.listening, job.listening, ...cometChildren.map((c) => c.listening)]);
   clearTimeout(slow);
-  const [logicPorts, jobPorts] = reported;
   if (stopping || !logicPorts || !jobPorts || cometReports.some((r) => !r)) return;
   const ports: StackPorts = {
     logic: logicPorts.http!,
