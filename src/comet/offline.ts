@@ -3,6 +3,7 @@
 // The comet reads from the tail without removing, writes them to the socket, and only then
 // removes them — so a connection that closes midway loses nothing.
 import type { Redis } from 'ioredis';
+import { defineLuaCommand } from '../redis/lua-command.ts';
 import type { RoutingKeys } from '../routing/keys.ts';
 
 // Pops from the tail while the tail is one of the messages just written. Whatever is no longer
@@ -32,9 +33,7 @@ export interface OfflineStore {
 }
 
 export function offlineStore(redis: Redis, keys: RoutingKeys): OfflineStore {
-  if (!(redis as unknown as Record<string, unknown>).pushlineOfflineAck) {
-    redis.defineCommand('pushlineOfflineAck', { lua: ACK, numberOfKeys: 1 });
-  }
+  defineLuaCommand(redis, 'pushlineOfflineAck', ACK, 1);
   return {
     async peek(userId, count) {
       const tail = await redis.lrange(keys.userOffline(userId), -count, -1);

@@ -4,6 +4,7 @@
 // pipeline, in the room's slot.
 import { readFileSync } from 'node:fs';
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import { defineLuaCommand } from '../redis/lua-command.ts';
 
 const APPEND_HISTORY = readFileSync(new URL('./lua/append-history.lua', import.meta.url), 'utf8');
 
@@ -19,9 +20,7 @@ export interface HistoryEntry {
 
 /** Defines the append command on a connection (once); pipelines made from it can then append. */
 export function defineHistoryAppend(redis: Redis | Cluster): void {
-  if (!(redis as unknown as Record<string, unknown>).pushlineAppendHistory) {
-    redis.defineCommand('pushlineAppendHistory', { lua: APPEND_HISTORY, numberOfKeys: 1 });
-  }
+  defineLuaCommand(redis, 'pushlineAppendHistory', APPEND_HISTORY, 1);
 }
 
 /** Adds the append of `entries` (in order) to a pipeline of a connection given to defineHistoryAppend. */

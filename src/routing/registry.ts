@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { perSlot } from '../redis/batch.ts';
+import { defineLuaCommand } from '../redis/lua-command.ts';
 import type { RoutingKeys } from './keys.ts';
 import { cometsByHeartbeat } from './lookup.ts';
 
@@ -30,10 +31,8 @@ export class RoutingRegistry {
     private readonly keys: RoutingKeys,
     private readonly onlineTtlSeconds: number,
   ) {
-    if (!(redis as unknown as Record<string, unknown>).pushlineLeaveRoom) {
-      redis.defineCommand('pushlineLeaveRoom', { lua: LEAVE_ROOM, numberOfKeys: 2 });
-      redis.defineCommand('pushlineLeaveUser', { lua: LEAVE_USER, numberOfKeys: 2 });
-    }
+    defineLuaCommand(redis, 'pushlineLeaveRoom', LEAVE_ROOM, 2);
+    defineLuaCommand(redis, 'pushlineLeaveUser', LEAVE_USER, 2);
   }
 
   async connect(c: Connection): Promise<void> {
