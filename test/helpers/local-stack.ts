@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN } from './processes.ts';
+import { BIN, exitedWithOutput } from './processes.ts';
 import { waitFor } from './wait.ts';
 
 export interface LocalStack {
@@ -33,7 +33,7 @@ export async function startLocalStack(options: { args?: string[]; env?: Record<s
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = exitedWithOutput(child);
   await waitFor(() => out.includes('pushline local stack') || child.exitCode !== null, 'the banner', 60_000, 100);
   if (!out.includes('pushline local stack')) throw new Error(`pushline start exited:\n${out}`);
   // The ports as the stack wrote them for the CLI and scripts.

@@ -19,6 +19,22 @@ export function spawnPushline(args: string[], env: Record<string, string>): Proc
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => out, exited };
+  return { child, output: () => out, exited: exitedWithOutput(child) };
+}
+
+/**
+ * The child's exit code, once its output has been read too: Node may emit 'exit' before the
+ * last 'data' of the child's pipes (its docs say so), and a test reads `output()` right after.
+ * 'close' waits for the pipes; a grandchild that inherited one (`pushline start`'s Redis guard)
+ * can hold it open, so at most 2 s after the exit it settles anyway.
+ */
+export function exitedWithOutput(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    child.once('close', (code) => resolve(code));
+    child.once('exit', (code) => {
+      const late = setTimeout(() => resolve(code), 2000);
+      late.unref();
+      child.once('close', () => clearTimeout(late));
+    });
+  });
 }
