@@ -98,6 +98,7 @@ function describe(label: string, what: string, r: ScenarioResult): void {
       `receipt − send p50 ${fmtMs(r.latency.p50)} p99 ${fmtMs(r.latency.p99)} max ${fmtMs(r.latency.max)} ms; POST answer p50 ${fmtMs(r.http.p50)} p99 ${fmtMs(r.http.p99)} ms`,
   );
   log(`    CPU µs per message: ${cpu}; total ${fmtInt(r.cpuTotalUs)}`);
+  log(`    Redis commands per message: ${r.redisCommands.total.toFixed(2)} (${r.redisCommands.top.map(([c, n]) => `${c} ${n.toFixed(2)}`).join(', ')}; commands run by scripts count too)`);
   if (r.batches) log(`    batches: ${r.batches.routing.toFixed(1)} messages per routing read, ${r.batches.grpcCall.toFixed(1)} per gRPC call (job's pushline_push_batch_messages)`);
 }
 

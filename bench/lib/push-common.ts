@@ -103,6 +103,13 @@ export async function redisCpuSeconds(redis: Redis): Promise<number> {
   return field('used_cpu_sys') + field('used_cpu_user');
 }
 
+/** Calls per command so far (INFO commandstats; commands run inside scripts count too). */
+export async function redisCommandCalls(redis: Redis): Promise<Map<string, number>> {
+  const calls = new Map<string, number>();
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1]!, Number(m[2]));
+  return calls;
+}
+
 /** CPU seconds of named processes and of redis-server between start() and stop(). */
 export class CpuMeter {
   private before: number[] = [];

@@ -8,7 +8,7 @@
 // s saturation, m latency), so sender and receivers read the same clock.
 import type { Redis } from 'ioredis';
 import { Pool } from 'undici';
-import { CpuMeter, summary } from './push-common.ts';
+import { CpuMeter, redisCommandCalls, summary } from './push-common.ts';
 import { deferred, pool, sleep } from './util.ts';
 
 /** A running contender: where to POST, who to measure, which processes to bill. */
@@ -158,6 +158,18 @@ export interface ScenarioResult {
   sendLag?: ReturnType<typeof summary>;
   /** pushline: mean room messages per routing read and per gRPC call over the measured run. */
   batches?: { routing: number; grpcCall: number };
+  /** Redis commands per message over the measured run, most called first (INFO commandstats). */
+  redisCommands: { total: number; top: [command: string, perMessage: number][] };
+}
+
+/** Commands per message between two readings of INFO commandstats (the readings themselves left out). */
+function commandsPerMessage(before: Map<string, number>, after: Map<string, number>, messages: number): ScenarioResult['redisCommands'] {
+  const per = [...after]
+    .filter(([command]) => command !== 'info')
+    .map(([command, calls]) => [command, (calls - (before.get(command) ?? 0)) / Math.max(1, messages)] as [string, number])
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1]);
+  return { total: per.reduce((a, [, n]) => a + n, 0), top: per.slice(0, 8) };
 }
 
 function cpuShares(used: { name: string; seconds: number }[], messages: number): { cpu: CpuShare[]; total: number } {
@@ -189,18 +201,20 @@ export async function runSaturation(
     const run = receipts.start('s', opts.messages);
     const meter = meterFor(stack);
     const batchesBefore = await stack.batchTotals?.();
+    const commandsBefore = await redisCommandCalls(stack.redis);
     await meter.start();
     const t0 = performance.now();
     await pool(opts.messages, opts.connections, (i) => poster.post(`s:${i}:${performance.now()}`, true));
     await finish(run, opts.timeoutS * 1000);
     const end = run.received === run.expected ? run.lastAt : performance.now();
     const { cpu, total } = cpuShares(await meter.stop(), opts.messages);
+    const redisCommands = commandsPerMessage(commandsBefore, await redisCommandCalls(stack.redis), opts.messages);
     const batches = batchMeans(batchesBefore, await stack.batchTotals?.());
     const seconds = (end - t0) / 1000;
     return {
       messages: opts.messages, seconds, rate: opts.messages / seconds, missing: run.expected - run.received, duplicates: run.duplicates,
       httpErrors: poster.errors, firstHttpError: poster.firstError, http: summary(poster.times), latency: summary(run.samples),
-      latencyBySecond: [], cpu, cpuTotalUs: total, ...(batches ? { batches } : {}),
+      latencyBySecond: [], cpu, cpuTotalUs: total, redisCommands, ...(batches ? { batches } : {}),
     };
   } finally {
     await poster.close();
@@ -249,17 +263,19 @@ export async function runLatency(
     const run = receipts.start('m', total, opts.rate);
     const meter = meterFor(stack);
     const batchesBefore = await stack.batchTotals?.();
+    const commandsBefore = await redisCommandCalls(stack.redis);
     await meter.start();
     const t0 = performance.now();
     const sent = await produce(poster, total, opts.rate, 'm', true);
     await finish(run, opts.timeoutS * 1000);
     const end = run.received === run.expected ? run.lastAt : performance.now();
     const { cpu, total: cpuTotal } = cpuShares(await meter.stop(), total);
+    const redisCommands = commandsPerMessage(commandsBefore, await redisCommandCalls(stack.redis), total);
     const batches = batchMeans(batchesBefore, await stack.batchTotals?.());
     return {
       messages: total, seconds: (end - t0) / 1000, rate: total / sent.seconds, missing: run.expected - run.received, duplicates: run.duplicates,
       httpErrors: poster.errors, firstHttpError: poster.firstError, http: summary(poster.times), latency: summary(run.samples),
-      latencyBySecond: run.bySecond.map((v) => summary(v).p50), cpu, cpuTotalUs: cpuTotal, sendLag: summary(sent.lags), ...(batches ? { batches } : {}),
+      latencyBySecond: run.bySecond.map((v) => summary(v).p50), cpu, cpuTotalUs: cpuTotal, sendLag: summary(sent.lags), redisCommands, ...(batches ? { batches } : {}),
     };
   } finally {
     await poster.close();
