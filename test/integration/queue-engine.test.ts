@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import { queueKeys, queueScore, type QueueKeys } from '../../src/queue/keys.ts';
 import { TaskQueue } from '../../src/queue/task-queue.ts';
 import { uniquePrefix, useTestRedis } from '../helpers/redis.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const shared = useTestRedis();
 let keys: QueueKeys;
@@ -17,6 +18,12 @@ beforeEach(() => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Until Redis's clock (the one the scripts read) has reached `ms`. */
+const untilRedisTime = (ms: number) =>
+  waitFor(async () => {
+    const [sec, micro] = await client.time();
+    return Number(sec) * 1000 + Math.floor(Number(micro) / 1000) >= ms;
+  }, `Redis time ${ms}`);
 
 describe('enqueue', () => {
   it('stores the hash and scores the member enqueue_ms × (6 − priority)', async () => {
@@ -120,14 +127,16 @@ describe('claim and settle', () => {
     const { id } = await queue.enqueueOne({ type: 'echo', priority: 4 });
     const score = await client.zscore(keys.tasks.queue, id);
     const [task] = (await queue.tasks.claim(1, 10_000)).tasks;
-    await queue.tasks.settle([{ id, token: task!.token, outcome: 'retry', delayMs: 150 }]);
+    // A delay no stall of a loaded machine reaches before the early claim below; the test then
+    // waits for Redis's clock to pass it rather than sleeping a guess.
+    await queue.tasks.settle([{ id, token: task!.token, outcome: 'retry', delayMs: 2_000 }]);
     expect(await client.zscore(keys.tasks.queue, id)).toBeNull();
     const due = Number(await client.zscore(keys.tasks.delayed, id));
     expect(await client.hget(keys.task(id), 'retry_at')).toBe(String(due));
     const early = await queue.tasks.claim(1, 10_000);
     expect(early.tasks).toEqual([]);
     expect(early.nextDueMs).toBe(due);
-    await sleep(200);
+    await untilRedisTime(due);
     const later = await queue.tasks.claim(1, 10_000);
     expect(later.tasks.map((t) => t.id)).toEqual([id]);
     expect(await client.zscore(keys.tasks.delayed, id)).toBeNull();
@@ -171,11 +180,15 @@ describe('leases and the reaper', () => {
   it('extend keeps a lease alive; an expired lease is listed and requeued only once', async () => {
     const { id } = await queue.enqueueOne({ type: 'echo', priority: 3 });
     const score = await client.zscore(keys.tasks.queue, id);
-    const [task] = (await queue.tasks.claim(1, 100)).tasks;
-    expect(await queue.tasks.extend([{ id, token: task!.token }], 100)).toEqual([true]);
-    expect(await queue.tasks.extend([{ id, token: '9' }], 100)).toEqual([false]);
+    const claimed = await queue.tasks.claim(1, 100);
+    const [task] = claimed.tasks;
+    // Extended far past the claim's 100 ms: still leased once that deadline has passed, however
+    // slowly a loaded machine gets there (a 100 ms extension could lapse before the check).
+    expect(await queue.tasks.extend([{ id, token: task!.token }], 2_000)).toEqual([true]);
+    expect(await queue.tasks.extend([{ id, token: '9' }], 2_000)).toEqual([false]);
+    await untilRedisTime(claimed.nowMs + 100);
     expect(await queue.tasks.expired(10)).toEqual([]);
-    await sleep(150);
+    await untilRedisTime(Number(await client.zscore(keys.tasks.processing, id)));
     const expired = await queue.tasks.expired(10);
     expect(expired).toEqual([{ id, token: '1', attempts: 1, maxAttempts: null }]);
     const settle = { id, token: '1', outcome: 'retry' as const, onlyIfExpired: true, fields: { error: 'lease expired' } };
