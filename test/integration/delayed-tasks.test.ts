@@ -149,9 +149,11 @@ describe('scheduled tasks on a sharded, hash-tagged queue', () => {
     const client = redis.client();
     const keys = queueKeys({ keyPrefix: uniquePrefix(), shards: 2 });
     const queue = new TaskQueue(client, keys, { retentionSeconds: 3600, idempotencyTtlSeconds: 60 });
+    // Not due before the first claim below, however slowly a loaded machine gets there (300 ms
+    // could pass before it, and that claim would take them); the waitFor then waits them out.
     const made = await queue.enqueue([
-      { type: 'echo', priority: 3, start: { delayMs: 300 } },
-      { type: 'echo', priority: 3, start: { delayMs: 300 } },
+      { type: 'echo', priority: 3, start: { delayMs: 2_000 } },
+      { type: 'echo', priority: 3, start: { delayMs: 2_000 } },
     ]);
     expect(new Set(made.map((m) => keys.ofTask(m.id).shard))).toEqual(new Set([0, 1]));
     for (const m of made) expect(await client.zscore(keys.ofTask(m.id).scheduled, m.id)).not.toBeNull();
