@@ -75,6 +75,8 @@ async function pauseReplica(): Promise<() => Promise<void>> {
 }
 
 describe('REDIS_WAIT_REPLICAS', () => {
+  /** WAIT's timeout where a replica must confirm in time: long enough for a loaded machine. */
+  const CONFIRM_MS = 2_000;
   it('answers 202 only once a replica has the task', async () => {
     const logic = await logicOn(rr.nodes[0]!.port, { replicas: 1, timeoutMs: 5000 });
     const answer = await logic.generate({ n: 1 });
@@ -85,7 +87,9 @@ describe('REDIS_WAIT_REPLICAS', () => {
   });
 
   it('answers 503 not_replicated while no replica confirms, and a retry with the same Idempotency-Key gets the same task', async () => {
-    const logic = await logicOn(rr.nodes[0]!.port, { replicas: 1, timeoutMs: 100 });
+    // The retry below must be confirmed within the timeout by a replica just resumed: 100 ms is a
+    // deadline a loaded machine can miss, so the refused request pays a longer one instead.
+    const logic = await logicOn(rr.nodes[0]!.port, { replicas: 1, timeoutMs: CONFIRM_MS });
     const resume = await pauseReplica();
     let refused;
     try {
@@ -104,7 +108,7 @@ describe('REDIS_WAIT_REPLICAS', () => {
   it('does not confirm a replayed task that no replica has, even one another logic wrote', async () => {
     const prefix = uniquePrefix();
     const careless = await logicOn(rr.nodes[0]!.port, undefined, prefix); // REDIS_WAIT_REPLICAS=0
-    const careful = await logicOn(rr.nodes[0]!.port, { replicas: 1, timeoutMs: 100 }, prefix);
+    const careful = await logicOn(rr.nodes[0]!.port, { replicas: 1, timeoutMs: CONFIRM_MS }, prefix);
     const resume = await pauseReplica();
     let first, replay;
     try {
