@@ -3,12 +3,12 @@
 // failed download never leaves a partial file behind.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DownloadError, downloadToFile, type DownloadOptions } from '../../src/audio/download.ts';
+import { freePort } from '../../src/local/redis-server.ts';
 import { createGuardedAgent } from '../../src/net/ssrf.ts';
 import { noise, wav } from '../helpers/audio.ts';
 import { routes, startFileServer, type FileServer } from '../helpers/file-server.ts';
@@ -149,13 +149,8 @@ describe('downloadToFile', () => {
   });
 
   it('retries a refused connection', async () => {
-    // A port that was just free: bind, note it, close.
-    const port = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
+    // A free port from outside the range the kernel hands to bind(0): nobody takes it meanwhile.
+    const port = await freePort();
     const err = await failure(options(`http://127.0.0.1:${port}/a.wav`));
     expect(err.retryable).toBe(true);
     expect(err.message).toMatch(/ECONNREFUSED/);

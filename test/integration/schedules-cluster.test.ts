@@ -22,8 +22,10 @@ afterAll(async () => {
 describe('on a Redis Cluster, 3 queue shards', () => {
   it('delayed tasks wait on every shard, are counted, and run once due', async () => {
     const ids: string[] = [];
+    // 3 s out: all six must still be waiting when /health counts them below, however slowly a
+    // loaded machine gets through the posts (at 800 ms, a stall could let the job start them).
     for (let i = 0; i < 6; i++) {
-      const res = await stack.post('/generate', { type: 'echo', payload: { i }, delay_ms: 800 + i });
+      const res = await stack.post('/generate', { type: 'echo', payload: { i }, delay_ms: 3_000 + i });
       expect(res.statusCode, res.body).toBe(202);
       expect(res.json().status).toBe('scheduled');
       ids.push(res.json().task_id as string);

@@ -4,6 +4,7 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/local/redis-server.ts';
 import { createGuardedAgent } from '../../src/net/ssrf.ts';
 import { deliverWebhook, parseRetryAfter, type DeliveryResult } from '../../src/webhook/deliver.ts';
 import { verifySignature } from '../../src/webhook/signature.ts';
@@ -177,9 +178,8 @@ describe('deliverWebhook failures without an answer', () => {
   });
 
   it('retries a refused connection', async () => {
-    const gone = createServer();
-    const port = await listen(gone);
-    await shut(gone);
+    // A free port from outside the range the kernel hands to bind(0): nobody takes it meanwhile.
+    const port = await freePort();
     const result = failure(await deliver(`http://127.0.0.1:${port}/`));
     expect(result.retriable).toBe(true);
     expect(result.error).toMatch(/ECONNREFUSED/);
