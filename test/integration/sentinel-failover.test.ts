@@ -143,8 +143,10 @@ async function failoverRun(waitReplicas: number, how: 'kill' | 'demote' = 'kill'
   const master = rr.client(newMaster);
   const queues = ['uvr_tasks', 'uvr_tasks:processing', 'uvr_tasks:delayed', 'uvr_results', 'uvr_results:processing', 'uvr_results:delayed'];
   await waitFor(async () => {
-    const sizes = await Promise.all(queues.map((q) => master.zcard(q)));
-    return sizes.every((s) => s === 0);
+    // One transaction: a task that moves between two sets (a lease requeued) cannot slip
+    // between separate reads and make the queues look empty for a moment.
+    const sizes = (await master.multi(queues.map((q) => ['zcard', q])).exec()) ?? [];
+    return sizes.length === queues.length && sizes.every(([err, n]) => !err && n === 0);
   }, 'the queues on the new master to drain', 90_000, 250);
 
   const accepted = posted.filter((p) => p.status === 202);
