@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queueKeys } from '../../src/queue/keys.ts';
 import { TaskQueue } from '../../src/queue/task-queue.ts';
+import { redisNowMs } from '../../src/schedule/store.ts';
 import { authHeader, testLogic } from '../helpers/logic.ts';
 import { spawnPushline, type Proc } from '../helpers/processes.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
@@ -25,10 +26,7 @@ afterAll(async () => {
 const post = (body: unknown) =>
   logic.app.inject({ method: 'POST', url: '/generate', headers: { authorization: authHeader, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
 
-async function redisNow(): Promise<number> {
-  const [s, us] = await logic.redis.time();
-  return Number(s) * 1000 + Math.floor(Number(us) / 1000);
-}
+const redisNow = () => redisNowMs(logic.redis);
 
 function jobEnv(extra: Record<string, string> = {}): Record<string, string> {
   return {

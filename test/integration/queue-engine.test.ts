@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { queueKeys, queueScore, type QueueKeys } from '../../src/queue/keys.ts';
 import { TaskQueue } from '../../src/queue/task-queue.ts';
+import { redisNowMs } from '../../src/schedule/store.ts';
 import { uniquePrefix, useTestRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -19,11 +20,7 @@ beforeEach(() => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Until Redis's clock (the one the scripts read) has reached `ms`. */
-const untilRedisTime = (ms: number) =>
-  waitFor(async () => {
-    const [sec, micro] = await client.time();
-    return Number(sec) * 1000 + Math.floor(Number(micro) / 1000) >= ms;
-  }, `Redis time ${ms}`);
+const untilRedisTime = (ms: number) => waitFor(async () => (await redisNowMs(client)) >= ms, `Redis time ${ms}`);
 
 describe('enqueue', () => {
   it('stores the hash and scores the member enqueue_ms × (6 − priority)', async () => {

@@ -2,6 +2,7 @@
 // processes. One task per tick however many jobs run and whichever is SIGKILLed; no burst of
 // missed ticks after downtime (catch_up latest / none / all).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisNowMs } from '../../src/schedule/store.ts';
 import { authHeader, testLogic } from '../helpers/logic.ts';
 import { spawnPushline, type Proc } from '../helpers/processes.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.ts';
@@ -42,10 +43,7 @@ async function stopAll(jobs: Proc[]): Promise<void> {
   await Promise.all(jobs.map((j) => j.exited));
 }
 
-async function redisNow(): Promise<number> {
-  const [s, us] = await logic.redis.time();
-  return Number(s) * 1000 + Math.floor(Number(us) / 1000);
-}
+const redisNow = () => redisNowMs(logic.redis);
 
 /** The tasks a schedule made (a test may KEYS its own prefix; the product never does). */
 async function scheduleTasks(name: string): Promise<Record<string, string>[]> {
