@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from '../../src/local/redis-server.ts';
-import { BASIC, SECRET, log, redisCpuSeconds, type Report } from './push-common.ts';
+import { BASIC, SECRET, log, redisCommandCalls, redisCpuSeconds, type Report } from './push-common.ts';
 import { childEnv, procCpuSeconds, startChild, waitForHttp } from './push-procs.ts';
 import { fmtInt } from './util.ts';
 
@@ -38,10 +38,8 @@ export interface LogicRouteResult { root: string; route: string; rate: number; c
 
 /** Script calls (EVALSHA + EVAL) Redis has run so far: how many tasks share one enqueue call. */
 async function scriptCalls(redis: Redis): Promise<number> {
-  const info = await redis.info('commandstats');
-  let calls = 0;
-  for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(m[1]);
-  return calls;
+  const calls = await redisCommandCalls(redis);
+  return (calls.get('evalsha') ?? 0) + (calls.get('eval') ?? 0);
 }
 
 /** One logic process from `root`, every route in turn. */
