@@ -16,5 +16,4 @@ describe('freePort', () => {
     expect(new Set(ports).size).toBeGreaterThan(1);
     expect(await isPortFree(ports[0]!)).toBe(true);
   });
-
 });
